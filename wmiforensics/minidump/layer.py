@@ -1,0 +1,125 @@
+"""Volatility 3 data layer and stacker for Windows user-mode minidumps (MDMP).
+
+Shaped like Volatility's own ``layers/lime.py``: a small ``SegmentedLayer`` whose segments are the
+reader's merged memory ranges, over the ``FileLayer`` that holds the dump, plus a stacker that
+checks the magic. Reads go through the file layer (seek + read) after a bisect over the segments;
+the dump is never loaded whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+import urllib.request
+from typing import Optional
+
+from volatility3.framework import constants, exceptions, interfaces
+from volatility3.framework.layers import segmented
+
+from ..errors import WmiForensicsError
+from .reader import Minidump
+from .source import LayerSource
+
+vollog = logging.getLogger(__name__)
+
+#: Layer metadata "os" value. Not plain "Windows": Volatility's Windows Intel stacker would then
+#: scan this virtual address space for page tables that a process dump does not contain.
+MINIDUMP_OS = "WindowsProcessDump"
+
+_ARCHITECTURES = {"x64": "Intel64", "x86": "Intel32", "arm64": "ARM64", "arm": "ARM"}
+
+
+def location_name(layer) -> str:
+    """A file path for messages: Volatility keeps file locations as ``file://`` URLs."""
+    location = str(getattr(layer, "location", layer.name))
+    if location.startswith("file:"):
+        return urllib.request.url2pathname(urllib.parse.urlparse(location).path)
+    return location
+
+
+class MinidumpFormatException(exceptions.LayerException):
+    """The base layer holds something that cannot be read as a minidump."""
+
+
+class MinidumpLayer(segmented.SegmentedLayer):
+    """The captured memory of one process, addressed by its virtual addresses."""
+
+    _minidump: Optional[Minidump] = None
+
+    def __init__(
+        self,
+        context: interfaces.context.ContextInterface,
+        config_path: str,
+        name: str,
+        metadata: Optional[dict] = None,
+    ) -> None:
+        super().__init__(context, config_path, name, metadata)
+        # Derived here, never stored on the class: Volatility rebuilds layers from their config.
+        self._direct_metadata = {
+            **type(self)._direct_metadata,
+            "architecture": _ARCHITECTURES.get(self.minidump.arch, "Unknown"),
+            "os": MINIDUMP_OS,
+        }
+
+    @property
+    def minidump(self) -> Minidump:
+        """The parsed dump: typed access to modules, threads, regions, handles and warnings."""
+        if self._minidump is None:
+            self._load_segments()
+        assert self._minidump is not None
+        return self._minidump
+
+    def _load_segments(self) -> None:
+        base_layer = self._context.layers[self._base_layer]
+        try:
+            dump = Minidump(LayerSource(base_layer), name=location_name(base_layer))
+        except WmiForensicsError as error:
+            raise MinidumpFormatException(self.name, str(error)) from error
+        self._minidump = dump
+        self._segments = [(item.start, item.file_offset, item.size, item.size) for item in dump.segments]
+
+    @property
+    def minimum_address(self) -> int:
+        return super().minimum_address if self._segments else 0
+
+    @property
+    def maximum_address(self) -> int:
+        if self._segments:
+            return super().maximum_address
+        return (1 << self.minidump.address_bits) - 1
+
+    def is_valid(self, offset: int, length: int = 1) -> bool:
+        if not self._segments:
+            return False
+        return super().is_valid(offset, length)
+
+
+class MinidumpStacker(interfaces.automagic.StackerLayerInterface):
+    """Stacks a :class:`MinidumpLayer` on any layer that starts with ``MDMP``."""
+
+    stack_order = 10
+    exclusion_list: list = []
+
+    @classmethod
+    def stack(
+        cls,
+        context: interfaces.context.ContextInterface,
+        layer_name: str,
+        progress_callback: constants.ProgressCallback = None,
+    ) -> Optional[interfaces.layers.DataLayerInterface]:
+        base_layer = context.layers[layer_name]
+        if isinstance(base_layer, MinidumpLayer):
+            return None
+        try:
+            if base_layer.read(0, 4) != b"MDMP":
+                return None
+        except exceptions.InvalidAddressException:
+            return None
+        new_name = context.layers.free_layer_name("MinidumpLayer")
+        context.config[interfaces.configuration.path_join(new_name, "base_layer")] = layer_name
+        try:
+            return MinidumpLayer(context, new_name, new_name)
+        except MinidumpFormatException as error:
+            # The plugin re-reads the file and reports this one clear message itself.
+            vollog.debug(f"Minidump stacking failed: {error}")
+            return None
