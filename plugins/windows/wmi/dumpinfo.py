@@ -9,7 +9,7 @@ from wmiforensics.vol import common, inspection
 
 
 class WmiDumpInfo(interfaces.plugins.PluginInterface):
-    """Summarises a Windows process minidump: process, system, memory captured vs committed, streams and warnings."""
+    """Summarises a process minidump: process, system, captured vs committed memory, streams, warnings."""
 
     _required_framework_version = (2, 0, 0)
     _version = (1, 0, 0)

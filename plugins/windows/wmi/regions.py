@@ -9,7 +9,7 @@ from wmiforensics.vol import common, inspection
 
 
 class WmiRegions(interfaces.plugins.PluginInterface):
-    """Lists memory regions of a process minidump: state, protection now and at allocation, type, captured bytes, module."""
+    """Lists memory regions of a process minidump: state, protection, type, captured bytes, module."""
 
     _required_framework_version = (2, 0, 0)
     _version = (1, 0, 0)

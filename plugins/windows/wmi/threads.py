@@ -9,7 +9,7 @@ from wmiforensics.vol import common, inspection
 
 
 class WmiThreads(interfaces.plugins.PluginInterface):
-    """Lists threads of a process minidump with TEB, start address, instruction pointer and the region each lies in."""
+    """Lists threads of a process minidump: TEB, start address, IP and the region each lies in."""
 
     _required_framework_version = (2, 0, 0)
     _version = (1, 0, 0)
