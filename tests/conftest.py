@@ -1,0 +1,59 @@
+"""Shared paths and helpers for the test suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REAL_DUMPS = SHARED / "dumps" / "real"
+EXAMPLE_DUMP = REPO / "fixtures" / "examples" / "wmiprvse-lab.dmp"
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def real_dump(relative: str) -> Path:
+    path = REAL_DUMPS / relative
+    if not path.exists():
+        pytest.skip(f"real dumps not found at {REAL_DUMPS} (the shared/ folder beside the repo)")
+    return path
+
+
+def vol_command() -> list:
+    """The ``vol`` entry point of the interpreter running the tests."""
+    found = shutil.which("vol")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "volatility3.cli"]
+
+
+def run_vol(dump: Path, plugin: str, *args: str, renderer: str = "json", timeout: int = 120):
+    """Run ``vol -q -p plugins -f DUMP -r RENDERER PLUGIN ARGS`` from the repo root."""
+    command = [
+        *vol_command(),
+        "-q",
+        "-p",
+        str(REPO / "plugins"),
+        "-f",
+        str(dump),
+        "-r",
+        renderer,
+        plugin,
+        *args,
+    ]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def vol_json(dump: Path, plugin: str, *args: str) -> list:
+    result = run_vol(dump, plugin, *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
