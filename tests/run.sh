@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need on a fresh machine, then lints and tests.
+# README and .ci/run both call exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+
+# LLVM's minidump reader and writer (lldb-22, obj2yaml-22, yaml2obj-22) check the suite against
+# code it did not write. Debian packages: llvm-22, lldb-22, python3-lldb-22.
+if ! command -v yaml2obj-22 >/dev/null 2>&1 || ! /usr/bin/python3 -c "import lldb" >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        llvm-22 lldb-22 python3-lldb-22 >/dev/null
+fi
+
+python3 -m ruff check .
+status=0
+python3 -m pytest -q "$@" || status=$?
+if [ "$status" = 5 ]; then
+    echo "pytest collected no tests" >&2
+fi
+exit "$status"
