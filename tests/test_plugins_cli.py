@@ -83,3 +83,11 @@ def test_kernel_crash_dump_is_not_taken_for_a_minidump(tmp_path):
     assert result.returncode == 2
     assert "reads Windows process minidumps" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_exception_reports_the_faulting_context_ip():
+    with Minidump.open(real_dump("rust-minidump/test.dmp")) as dump:
+        assert dump.exception.thread_id == 3060
+        assert dump.exception.context_ip == 0x40429E
+        faulting = next(t for t in dump.threads if t.thread_id == 3060)
+        assert faulting.instruction_pointer == 0x7C90EB94  # the handler's state when the dump was written

@@ -65,3 +65,19 @@ def test_merge_is_sorted_disjoint_and_maps_each_byte_to_the_first_range(items):
         assert len(owner) == 1
         assert owner[0].file_offset + address - owner[0].start == offset
     assert sum(s.size for s in segments) == len({a for item in declared for a in range(item.start, item.end)})
+
+
+def test_overlap_with_identical_bytes_elsewhere_in_the_file_is_not_a_conflict():
+    stack = MemoryRange(0x3DF288, 0xD78, 0x2521, "MemoryList")
+    around_ip = MemoryRange(0x3DF8C4, 0x100, 0x2221, "MemoryList")
+    compared = []
+
+    def same_bytes(first, second, length):
+        compared.append((first, second, length))
+        return True
+
+    _, report = merge_ranges([stack, around_ip], same_bytes)
+    assert compared == [(0x2221, 0x2521 + (0x3DF8C4 - 0x3DF288), 0x100)]
+    assert report.overlapping_ranges == 1 and report.conflicting_ranges == 0
+    _, report = merge_ranges([stack, around_ip], lambda *_: False)
+    assert report.conflicting_ranges == 1 and report.conflicting_bytes == 0x100

@@ -239,6 +239,8 @@ class ExceptionInfo:
     code: int
     flags: int
     address: int
+    #: Instruction pointer in the exception's own CONTEXT (the faulting state).
+    context_ip: Optional[int] = None
 
 
 @dataclass

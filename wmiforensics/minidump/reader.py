@@ -8,6 +8,7 @@ stream directory is unusable raises :class:`~wmiforensics.errors.MinidumpError`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from bisect import bisect_right
@@ -46,6 +47,7 @@ MAX_STRING_BYTES = 65_534  # a UNICODE_STRING holds at most 32,767 UTF-16 units
 MAX_CONTEXT_BYTES = 16_384
 MAX_CV_RECORD_BYTES = 4_096
 MAX_RECORD_STRIDE = 4_096  # a declared entry size above this is not a real writer's
+MAX_OVERLAP_COMPARISON_BYTES = 64 << 20  # overlapping copies compared byte for byte, in total
 
 
 class MemoryNotCaptured(LookupError):
@@ -105,6 +107,7 @@ class Minidump:
         self.segments: List[MemoryRange] = []
         self.merge_report = MergeReport()
         self._sign_extension_seen = False
+        self._comparison_budget = MAX_OVERLAP_COMPARISON_BYTES
         self.header = self._read_header()
         self._directory = self._read_directory()
         self._parse_streams()
@@ -603,6 +606,7 @@ class Minidump:
 
     def _parse_exception(self, data: bytes) -> None:
         raw = structs.MINIDUMP_EXCEPTION_STREAM.parse(data)
+        self._exception_raw = raw
         self.exception = ExceptionInfo(
             raw.ThreadId, raw.ExceptionCode, raw.ExceptionFlags, self._address(raw.ExceptionAddress)
         )
@@ -761,6 +765,12 @@ class Minidump:
             )
         if not self.threads and self._thread_infos:
             self.warnings.add("ThreadInfoList is present but ThreadList is not: thread contexts are unknown")
+        raw_exception = getattr(self, "_exception_raw", None)
+        if self.exception and raw_exception and raw_exception.ThreadContext.Rva:
+            location = raw_exception.ThreadContext
+            blob = self.source.read(location.Rva, min(location.DataSize, MAX_CONTEXT_BYTES))
+            # The faulting context: ThreadList holds the handler's state at dump time instead.
+            self.exception = dataclasses.replace(self.exception, context_ip=self._registers(blob)[0])
 
     def _registers(self, blob: bytes) -> Tuple[Optional[int], Optional[int]]:
         layout = structs.CONTEXT_REGISTERS.get(self.arch)
@@ -777,7 +787,7 @@ class Minidump:
 
     def _build_segments(self) -> None:
         self.memory_ranges = self._memory64 + self._memory_list + self._stack_ranges
-        self.segments, self.merge_report = merge_ranges(self.memory_ranges)
+        self.segments, self.merge_report = merge_ranges(self.memory_ranges, self._same_file_bytes)
         if self.merge_report.conflicting_ranges:
             self.warnings.add(
                 f"{self.merge_report.conflicting_ranges} memory ranges overlap earlier ones stored elsewhere "
@@ -786,6 +796,17 @@ class Minidump:
             )
         if not self.segments:
             self.warnings.add("the dump holds no process memory (no MemoryList or Memory64List data)")
+
+    def _same_file_bytes(self, first: int, second: int, length: int) -> bool:
+        """Compare two stored copies of memory, within a total budget so hostile overlaps stay cheap."""
+        if length > self._comparison_budget:
+            return False
+        self._comparison_budget -= length
+        for offset in range(0, length, 1 << 20):
+            size = min(1 << 20, length - offset)
+            if self.source.read(first + offset, size) != self.source.read(second + offset, size):
+                return False
+        return True
 
     @property
     def is_usable(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Iterable, List, NamedTuple
+from typing import Callable, Iterable, List, NamedTuple, Optional
 
 
 class MemoryRange(NamedTuple):
@@ -39,13 +39,24 @@ class MergeReport:
     #: Ranges that repeat bytes an earlier range already gave (e.g. a stack listed twice).
     overlapping_ranges: int = 0
     overlapping_bytes: int = 0
-    #: Overlaps whose file bytes differ from the earlier range's: the dump contradicts itself.
+    #: Overlaps whose bytes differ from the earlier range's (or could not be compared): the dump
+    #: contradicts itself.
     conflicting_ranges: int = 0
     conflicting_bytes: int = 0
 
 
-def merge_ranges(ranges: Iterable[MemoryRange]) -> tuple[List[MemoryRange], MergeReport]:
-    """Return sorted, non-overlapping, coalesced segments; earlier ranges take priority."""
+#: Compares ``length`` bytes at two file offsets; True when they are equal.
+SameBytes = Callable[[int, int, int], bool]
+
+
+def merge_ranges(
+    ranges: Iterable[MemoryRange], same_bytes: Optional[SameBytes] = None
+) -> tuple[List[MemoryRange], MergeReport]:
+    """Return sorted, non-overlapping, coalesced segments; earlier ranges take priority.
+
+    An overlap stored at a different file position counts as a conflict unless ``same_bytes``
+    confirms both copies hold the same bytes (writers often store a stack twice).
+    """
     starts: List[int] = []
     accepted: List[MemoryRange] = []
     report = MergeReport()
@@ -72,7 +83,11 @@ def merge_ranges(ranges: Iterable[MemoryRange]) -> tuple[List[MemoryRange], Merg
             if covering.start > cursor:
                 pieces.append(_slice(item, cursor, covering.start))
             if covering.file_offset - covering.start != item.file_offset - item.start:
-                conflict += min(end, covering.end) - max(cursor, covering.start)
+                low, high = max(cursor, covering.start), min(end, covering.end)
+                here = item.file_offset + (low - item.start)
+                there = covering.file_offset + (low - covering.start)
+                if same_bytes is None or not same_bytes(here, there, high - low):
+                    conflict += high - low
             cursor = covering.end
         covered = item.size - sum(piece.size for piece in pieces)
         if covered:

@@ -89,9 +89,10 @@ def summary_rows(dump: Minidump, file_size: int) -> Iterator[tuple]:
         yield row("system", "Build string", misc.build_string)
     if dump.exception:
         exc = dump.exception
-        yield row(
-            "process", "Exception", f"code 0x{exc.code:08X} at 0x{exc.address:x} in thread {exc.thread_id}"
-        )
+        text = f"code 0x{exc.code:08X} at 0x{exc.address:x} in thread {exc.thread_id}"
+        if exc.context_ip is not None and exc.context_ip != exc.address:
+            text += f" (faulting IP 0x{exc.context_ip:x})"
+        yield row("process", "Exception", text)
 
     yield row("contents", "Modules", len(dump.modules))
     yield row("contents", "Unloaded modules", len(dump.unloaded_modules))
