@@ -198,6 +198,21 @@ class Minidump:
             cursor += take
         return b"".join(chunks)
 
+    def read_prefix(self, address: int, length: int) -> bytes:
+        """The captured bytes from ``address`` on, up to ``length``; b"" when none are captured."""
+        chunks, cursor, end = [], address, address + length
+        while cursor < end:
+            segment = self.find_segment(cursor)
+            if segment is None:
+                break
+            take = min(end, segment.end) - cursor
+            data = self.source.read(segment.file_offset + (cursor - segment.start), take)
+            chunks.append(data)
+            cursor += len(data)
+            if len(data) != take:
+                break
+        return b"".join(chunks)
+
     def captured_within(self, start: int, end: int) -> int:
         """How many bytes of [start, end) the dump holds."""
         total = 0

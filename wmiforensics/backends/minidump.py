@@ -1,0 +1,50 @@
+"""Minidump backend: MemoryInfoList, ModuleList and ThreadList(+Info) as engine facts."""
+
+from __future__ import annotations
+
+import ntpath
+
+from ..engine.facts import HandleFact, ModuleFact, ProcessFacts, RegionFact, ThreadFact
+from ..minidump.reader import Minidump
+
+
+def facts_from_minidump(dump: Minidump) -> ProcessFacts:
+    main = dump.main_module
+    facts = ProcessFacts(
+        pid=dump.process_id,
+        name=ntpath.basename(main.path) if main else dump.name,
+        image_path=main.path if main else None,
+        arch="x86" if dump.arch == "x86" or dump.is_wow64 else "x64",
+        regions=[
+            RegionFact(
+                info.base,
+                info.size,
+                info.state,
+                info.protect,
+                info.allocation_base,
+                info.allocation_protect,
+                info.type,
+            )
+            for info in dump.memory_info
+        ],
+        modules=[ModuleFact(module.base, module.size, module.path) for module in dump.modules],
+        threads=[
+            ThreadFact(thread.thread_id, thread.start_address, thread.instruction_pointer, thread.teb)
+            for thread in dump.threads
+        ],
+        handles=[
+            HandleFact(handle.handle, handle.type_name, handle.object_name, handle.granted_access)
+            for handle in dump.handles
+        ],
+        read=dump.read_prefix,
+        source="minidump",
+        has_region_list=bool(dump.memory_info),
+    )
+    if not dump.memory_info:
+        facts.notes.append(
+            "the dump has no MemoryInfoList: protections and region types are unknown, so only module, "
+            "thread and ETW checks ran"
+        )
+    if not any(thread.start_address for thread in dump.threads):
+        facts.notes.append("the dump has no ThreadInfoList: thread start addresses are unknown")
+    return facts

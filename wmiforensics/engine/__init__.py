@@ -1,0 +1,20 @@
+"""Detection engine: backend-neutral process facts in, explained findings out."""
+
+from .allowlist import AllowList
+from .engine import Analysis, analyse
+from .facts import HandleFact, ModuleFact, ProcessFacts, RegionFact, ThreadFact
+from .findings import Confidence, Finding, Severity
+
+__all__ = [
+    "AllowList",
+    "Analysis",
+    "Confidence",
+    "Finding",
+    "HandleFact",
+    "ModuleFact",
+    "ProcessFacts",
+    "RegionFact",
+    "Severity",
+    "ThreadFact",
+    "analyse",
+]

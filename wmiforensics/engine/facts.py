@@ -1,0 +1,109 @@
+"""Backend-neutral facts about one process: what every detector sees, whatever the input was.
+
+A minidump backend builds them from MemoryInfoList/ModuleList/ThreadList; a kernel-image backend
+from VADs, PTEs, PEB loader lists and ETHREADs. Detectors never see the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, FrozenSet, List, Optional
+
+from ..minidump import constants
+
+
+@dataclass(frozen=True)
+class RegionFact:
+    """A run of pages with one state, protection and type (a MemoryInfoList entry or a VAD part)."""
+
+    base: int
+    size: int
+    state: int
+    protect: int
+    allocation_base: int
+    allocation_protect: int
+    type: int
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    @property
+    def is_committed(self) -> bool:
+        return self.state == constants.MEM_COMMIT
+
+    @property
+    def is_executable(self) -> bool:
+        return self.is_committed and constants.is_executable(self.protect)
+
+    @property
+    def is_image(self) -> bool:
+        return self.type == constants.MEM_IMAGE
+
+    @property
+    def protect_name(self) -> str:
+        return constants.protection_name(self.protect)
+
+    @property
+    def allocation_protect_name(self) -> str:
+        return constants.protection_name(self.allocation_protect)
+
+    @property
+    def type_name(self) -> str:
+        return constants.type_name(self.type)
+
+
+@dataclass(frozen=True)
+class ModuleFact:
+    base: int
+    size: int
+    path: str
+    #: Which lists reported it ("ModuleList", "InLoadOrderModuleList", ...).
+    sources: FrozenSet[str] = frozenset({"ModuleList"})
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    @property
+    def name(self) -> str:
+        return self.path.replace("/", "\\").rsplit("\\", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ThreadFact:
+    thread_id: int
+    start_address: Optional[int]
+    instruction_pointer: Optional[int]
+    teb: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class HandleFact:
+    handle: int
+    type_name: Optional[str]
+    object_name: Optional[str]
+    granted_access: int
+
+
+#: Reads up to ``length`` captured bytes at ``address``; returns b"" when nothing is captured there.
+MemoryReader = Callable[[int, int], bytes]
+
+
+@dataclass
+class ProcessFacts:
+    pid: Optional[int]
+    name: str
+    image_path: Optional[str]
+    #: "x64" or "x86": the process's own bitness (a WOW64 process is "x86").
+    arch: str
+    regions: List[RegionFact]
+    modules: List[ModuleFact]
+    threads: List[ThreadFact]
+    handles: List[HandleFact]
+    read: MemoryReader
+    #: "minidump" or "kernel": for messages only; detectors must not branch on it.
+    source: str = "minidump"
+    #: True when the regions list is real (a minidump without MemoryInfoList has none).
+    has_region_list: bool = True
+    notes: List[str] = field(default_factory=list)
