@@ -30,6 +30,7 @@ class Context:
     facts: ProcessFacts
     address_map: AddressMap
     jit_modules: List[str] = field(default_factory=list)
+    _exports: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, facts: ProcessFacts) -> Context:
@@ -37,6 +38,32 @@ class Context:
             {module.name for module in facts.modules if module.name.lower() in knowledge.JIT_MODULES}
         )
         return cls(facts, AddressMap(facts.regions, facts.modules), jit)
+
+    def exports_of(self, module: ModuleFact, names: Sequence[str]) -> dict:
+        """Named exports of a loaded module, read from its export table in memory (cached)."""
+        key = (module.base, tuple(names))
+        if key not in self._exports:
+            header = pe.parse_headers(self.facts.read(module.base, HEADER_WINDOW), module.base)
+            self._exports[key] = (
+                header,
+                pe.read_exports(header, self.facts.read, set(names)) if header else {},
+            )
+        return self._exports[key][1]
+
+    def header_of(self, module: ModuleFact, names: Sequence[str]) -> Optional[pe.PeHeader]:
+        self.exports_of(module, names)
+        return self._exports[(module.base, tuple(names))][0]
+
+    def loader_entry_points(self) -> dict:
+        """Address -> ``kernel32.dll!LoadLibraryW`` for every loader export a thread could start at."""
+        found = {}
+        for module in self.facts.modules:
+            names = knowledge.LOADER_ENTRY_POINTS.get(module.name.lower())
+            if names:
+                for name, address in self.exports_of(module, names).items():
+                    if address > 0:
+                        found[address] = f"{module.name}!{name}"
+        return found
 
     @property
     def code_arch(self) -> str:
@@ -220,7 +247,25 @@ def _code_finding(context: Context, region: RegionFact, common: dict) -> Finding
 def detect_threads(context: Context) -> Iterator[Finding]:
     """Threads whose start address or current instruction pointer lies outside any image."""
     facts = context.facts
+    loader_exports = context.loader_entry_points() if facts.threads else {}
     for thread in facts.threads:
+        if thread.start_address in loader_exports:
+            target = loader_exports[thread.start_address]
+            region = context.address_map.region_of(thread.start_address)
+            yield Finding(
+                "thread_start_loadlibrary",
+                Severity.HIGH,
+                Confidence.HIGH,
+                thread.start_address,
+                thread.start_address + 1,
+                f"thread {thread.thread_id} started at {target}: the CreateRemoteThread(LoadLibrary) "
+                "DLL-injection pattern",
+                protection=region.protect_name if region else "-",
+                initial_protection=region.allocation_protect_name if region else "-",
+                region_type=region.type_name if region else "-",
+                module=target.split("!", 1)[0],
+                evidence=[f"start address 0x{thread.start_address:x} is the export {target}"],
+            )
         for address, kind, label in (
             (thread.start_address, "thread_start_unbacked", "start address"),
             (thread.instruction_pointer, "thread_ip_unbacked", "instruction pointer"),
@@ -382,11 +427,11 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
         functions = knowledge.ETW_FUNCTIONS.get(module.name.lower())
         if not functions:
             continue
-        header = pe.parse_headers(facts.read(module.base, HEADER_WINDOW), module.base)
+        exports = context.exports_of(module, functions)
+        header = context.header_of(module, functions)
         if header is None:
             facts.notes.append(f"{module.name}: headers not captured, ETW functions not checked")
             continue
-        exports = pe.read_exports(header, facts.read, set(functions))
         arch = header.arch if header.arch in ("x86", "x64") else context.code_arch
         for name in functions:
             address = exports.get(name)

@@ -173,6 +173,13 @@ ETW_FUNCTIONS = {
     "advapi32.dll": ("EventWrite",),
 }
 
+#: Exports that are a classic remote-thread start address: CreateRemoteThread(LoadLibrary, "x.dll").
+LOADER_ENTRY_POINTS = {
+    "kernel32.dll": ("LoadLibraryA", "LoadLibraryW", "LoadLibraryExA", "LoadLibraryExW"),
+    "kernelbase.dll": ("LoadLibraryA", "LoadLibraryW", "LoadLibraryExA", "LoadLibraryExW"),
+    "ntdll.dll": ("LdrLoadDll",),
+}
+
 _DEVICE_PREFIX = re.compile(r"^\\device\\harddiskvolume\d+\\")
 
 
