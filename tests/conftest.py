@@ -35,20 +35,11 @@ def vol_command() -> list:
     return [sys.executable, "-m", "volatility3.cli"]
 
 
-def run_vol(dump: Path, plugin: str, *args: str, renderer: str = "json", timeout: int = 120):
-    """Run ``vol -q -p plugins -f DUMP -r RENDERER PLUGIN ARGS`` from the repo root."""
-    command = [
-        *vol_command(),
-        "-q",
-        "-p",
-        str(REPO / "plugins"),
-        "-f",
-        str(dump),
-        "-r",
-        renderer,
-        plugin,
-        *args,
-    ]
+def run_vol(dump: Path, plugin: str, *args: str, renderer: str = "json", timeout: int = 120, output_dir=None):
+    """Run ``vol -q -p plugins -f DUMP -r RENDERER [-o DIR] PLUGIN ARGS`` from the repo root."""
+    options = ["-o", str(output_dir)] if output_dir is not None else []
+    command = [*vol_command(), "-q", "-p", str(REPO / "plugins"), "-f", str(dump), "-r", renderer, *options]
+    command += [plugin, *args]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 

@@ -383,6 +383,7 @@ def _module_finding(context, module: ModuleFact, kind, severity, confidence, rea
         region_type=region.type_name if region else "-",
         module=module.name,
         evidence=[f"path {module.path}", f"reported by {', '.join(sorted(module.sources))}"],
+        pe_base=module.base if region is not None and region.is_image else None,
     )
 
 
