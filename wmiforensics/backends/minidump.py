@@ -39,6 +39,7 @@ def facts_from_minidump(dump: Minidump) -> ProcessFacts:
         read=dump.read_prefix,
         source="minidump",
         has_region_list=bool(dump.memory_info),
+        captured_spans=lambda: [(segment.start, segment.end) for segment in dump.segments],
     )
     if not dump.memory_info:
         facts.notes.append(

@@ -7,7 +7,7 @@ from VADs, PTEs, PEB loader lists and ETHREADs. Detectors never see the backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, FrozenSet, List, Optional
+from typing import Callable, FrozenSet, List, Optional, Tuple
 
 from ..minidump import constants
 
@@ -107,3 +107,5 @@ class ProcessFacts:
     #: True when the regions list is real (a minidump without MemoryInfoList has none).
     has_region_list: bool = True
     notes: List[str] = field(default_factory=list)
+    #: Captured address ranges, for inputs without a region list (scanners walk these instead).
+    captured_spans: Optional[Callable[[], List[Tuple[int, int]]]] = None

@@ -1,0 +1,96 @@
+"""Scan process memory region by region and keep only hits inside each rule's scope.
+
+Regions are read in bounded chunks that overlap by ``OVERLAP`` bytes, so a string that spans a
+chunk boundary is still found, and a hit in an overlap is reported once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from ..addressmap import AddressMap
+from ..engine.facts import ProcessFacts, RegionFact
+from ..minidump import constants
+from .rules import RuleInfo, RulePack
+
+CHUNK = 16 << 20
+OVERLAP = 64 << 10
+MAX_INSTANCES_PER_HIT = 8
+
+
+@dataclass
+class Hit:
+    """One rule matching inside one region."""
+
+    rule: RuleInfo
+    address: int
+    region: Optional[RegionFact]
+    module: str
+    #: (identifier, address, matched bytes) for the first few string instances.
+    strings: List[Tuple[str, int, bytes]] = field(default_factory=list)
+    pid: Optional[int] = None
+    process: str = ""
+
+
+def in_scope(scope: str, region: Optional[RegionFact]) -> bool:
+    """Whether a hit in ``region`` counts for a rule with ``scope`` (no region list: only ``any``)."""
+    if scope == "any":
+        return True
+    if region is None:
+        return False
+    if scope == "non-image":
+        return region.type != constants.MEM_IMAGE
+    if scope == "private":
+        return region.type == constants.MEM_PRIVATE
+    if scope == "unbacked-exec":
+        return region.type != constants.MEM_IMAGE and region.is_executable
+    return False
+
+
+def _spans(facts: ProcessFacts) -> List[Tuple[int, int, Optional[RegionFact]]]:
+    if facts.has_region_list:
+        return [(region.base, region.end, region) for region in facts.regions if region.is_committed]
+    if facts.captured_spans is not None:
+        return [(start, end, None) for start, end in facts.captured_spans()]
+    return []
+
+
+def scan_process(facts: ProcessFacts, pack: RulePack) -> Iterator[Hit]:
+    """Every in-scope hit of ``pack`` in the process, in address order, one per rule and region."""
+    address_map = AddressMap(facts.regions, facts.modules)
+    for start, end, region in _spans(facts):
+        scopes_here = {info.identifier for info in pack.rules.values() if in_scope(info.scope, region)}
+        if not scopes_here:
+            continue
+        found: Dict[str, Hit] = {}
+        cursor = start
+        while cursor < end:
+            length = min(CHUNK + OVERLAP, end - cursor)
+            data = facts.read(cursor, length)
+            if data:
+                _collect(pack, data, cursor, cursor + CHUNK, region, address_map, scopes_here, found)
+            cursor += CHUNK
+        for hit in sorted(found.values(), key=lambda item: item.address):
+            hit.pid, hit.process = facts.pid, facts.name
+            yield hit
+
+
+def _collect(pack, data, base, limit, region, address_map, wanted, found) -> None:
+    for match in pack.compiled.match(data=data):
+        if match.rule not in wanted:
+            continue
+        for string in match.strings:
+            for instance in string.instances:
+                address = base + instance.offset
+                if address >= limit:
+                    continue  # the next chunk reports it
+                hit = found.get(match.rule)
+                if hit is None:
+                    module = address_map.module_of(address)
+                    hit = found[match.rule] = Hit(
+                        pack.info(match.rule), address, region, module.name if module else "unbacked"
+                    )
+                hit.address = min(hit.address, address)
+                if len(hit.strings) < MAX_INSTANCES_PER_HIT:
+                    hit.strings.append((string.identifier, address, bytes(instance.matched_data[:64])))
