@@ -2,7 +2,7 @@
 
 from .allowlist import AllowList
 from .engine import Analysis, analyse
-from .facts import HandleFact, ModuleFact, ProcessFacts, RegionFact, ThreadFact
+from .facts import HandleFact, ModuleFact, PageChange, ParentFact, ProcessFacts, RegionFact, ThreadFact
 from .findings import Confidence, Finding, Severity
 
 __all__ = [
@@ -12,6 +12,8 @@ __all__ = [
     "Finding",
     "HandleFact",
     "ModuleFact",
+    "PageChange",
+    "ParentFact",
     "ProcessFacts",
     "RegionFact",
     "Severity",

@@ -533,4 +533,95 @@ def _branch_target(item: code.Instruction, previous: Optional[code.Instruction])
     return None
 
 
-DETECTORS: List[Detector] = [detect_private_code, detect_threads, detect_modules, detect_etw_patches]
+def detect_process_identity(context: Context) -> Iterator[Finding]:
+    """A WmiPrvSE.exe that is not where Windows keeps it, or not started by the DCOM launcher."""
+    facts = context.facts
+    if facts.name.lower() != "wmiprvse.exe":
+        return
+    main = facts.modules[0] if facts.modules else None
+    path = facts.image_path or (main.path if main else None)
+    span = (main.base, main.end) if main else (0, 1)
+    masquerading = main is not None and not knowledge.in_system_folder(main.path)
+    if path and not masquerading and not knowledge.normalise_path(path).endswith(knowledge.WMIPRVSE_SUFFIXES):
+        yield Finding(
+            "process_path",
+            Severity.HIGH,
+            Confidence.HIGH,
+            *span,
+            f"WmiPrvSE.exe runs from {path}, not from \\Windows\\System32\\wbem",
+            module=main.name if main else "-",
+            evidence=[f"image path {path}"],
+        )
+    parent = facts.parent
+    if parent is None:
+        return
+    launcher = (parent.name or "").lower() == "svchost.exe" and (
+        parent.command_line is None or "dcomlaunch" in parent.command_line.lower()
+    )
+    if not launcher:
+        described = f"{parent.name or 'an exited or hidden process'} (PID {parent.pid})"
+        if parent.command_line:
+            described += f", command line {parent.command_line}"
+        yield Finding(
+            "process_parent",
+            Severity.HIGH,
+            Confidence.MEDIUM if parent.name is None else Confidence.HIGH,
+            *span,
+            f"WmiPrvSE.exe was started by {described}, not by the DCOM launcher svchost.exe",
+            module=main.name if main else "-",
+            evidence=[f"parent PID {parent.pid}"],
+        )
+
+
+def detect_image_page_changes(context: Context) -> Iterator[Finding]:
+    """Image code pages that map a private copy whose bytes differ from the section's (patched code)."""
+    for change in context.facts.image_page_changes or []:
+        offset = next(i for i, (a, b) in enumerate(zip(change.current, change.original)) if a != b)
+        last = max(i for i, (a, b) in enumerate(zip(change.current, change.original)) if a != b)
+        address = change.address + offset
+        module = context.address_map.module_of(address)
+        region = context.address_map.region_of(address)
+        where = f"{module.name}+0x{address - module.base:x}" if module else f"0x{address:x}"
+        finding = Finding(
+            "image_page_modified",
+            Severity.HIGH,
+            Confidence.HIGH,
+            address,
+            change.address + last + 1,
+            f"code at {where} differs from the image file's page: the process maps a private copy-on-write "
+            "copy (patched or stomped module code)",
+            protection=region.protect_name if region else "-",
+            initial_protection=region.allocation_protect_name if region else "-",
+            region_type=region.type_name if region else "-",
+            module=module.name if module else "unlisted",
+            evidence=[
+                f"hardware PTE maps frame 0x{change.current_frame:x}, "
+                f"the prototype PTE frame 0x{change.original_frame:x}",
+                f"{last - offset + 1} bytes differ from +0x{offset:x} of the page",
+                f"original bytes: {change.original[offset : last + 1][:32].hex(' ')}",
+                f"current bytes: {change.current[offset : last + 1][:32].hex(' ')}",
+            ],
+        )
+        arch = context.code_arch
+        finding.disassembly = code.disassembly_text(
+            code.disassemble(change.current[offset : offset + 48], address, arch, 8)
+        )
+        original = code.disassembly_text(
+            code.disassemble(change.original[offset : offset + 48], address, arch, 4)
+        )
+        finding.evidence.append(f"originally: {original}")
+        finding.hexdump = code.hexdump_text(change.current[offset : offset + 32])
+        yield finding
+
+
+DETECTORS: List[Detector] = [
+    detect_private_code,
+    detect_threads,
+    detect_modules,
+    detect_etw_patches,
+    detect_process_identity,
+    detect_image_page_changes,
+]
+
+#: Kinds only a full memory image can produce (a minidump has no page tables and no parent).
+FULL_IMAGE_ONLY_KINDS = frozenset({"image_page_modified", "process_parent"})

@@ -86,6 +86,26 @@ class HandleFact:
     granted_access: int
 
 
+@dataclass(frozen=True)
+class ParentFact:
+    """The creating process, where the input knows it (full images do, minidumps do not)."""
+
+    pid: int
+    name: Optional[str]
+    command_line: Optional[str]
+
+
+@dataclass(frozen=True)
+class PageChange:
+    """An image page whose mapped bytes differ from the section's original (full images only)."""
+
+    address: int
+    current: bytes
+    original: bytes
+    current_frame: int
+    original_frame: int
+
+
 #: Reads up to ``length`` captured bytes at ``address``; returns b"" when nothing is captured there.
 MemoryReader = Callable[[int, int], bytes]
 
@@ -109,3 +129,7 @@ class ProcessFacts:
     notes: List[str] = field(default_factory=list)
     #: Captured address ranges, for inputs without a region list (scanners walk these instead).
     captured_spans: Optional[Callable[[], List[Tuple[int, int]]]] = None
+    parent: Optional[ParentFact] = None
+    #: None when the input cannot tell (minidumps); a list (maybe empty) when it can.
+    image_page_changes: Optional[List[PageChange]] = None
+    command_line: Optional[str] = None

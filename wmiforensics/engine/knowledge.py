@@ -180,6 +180,9 @@ LOADER_ENTRY_POINTS = {
     "ntdll.dll": ("LdrLoadDll",),
 }
 
+#: Where WmiPrvSE.exe lives (normalised, drive-independent suffixes).
+WMIPRVSE_SUFFIXES = ("\\windows\\system32\\wbem\\wmiprvse.exe", "\\windows\\syswow64\\wbem\\wmiprvse.exe")
+
 _DEVICE_PREFIX = re.compile(r"^\\device\\harddiskvolume\d+\\")
 
 

@@ -6,26 +6,25 @@ from typing import List
 from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
-from wmiforensics.backends.minidump import facts_from_minidump
 from wmiforensics.engine import AllowList, Severity, analyse
-from wmiforensics.vol import common, injection
+from wmiforensics.vol import common, injection, inputs
 
 vollog = logging.getLogger(__name__)
 
 
 class WmiInjection(interfaces.plugins.PluginInterface):
     """Finds injected PE images, shellcode, masquerading or unlisted modules, unbacked threads and
-    patched ETW functions, each with its evidence, severity and confidence."""
+    patched ETW functions in a process minidump or a full memory image, with evidence for each."""
 
     _required_framework_version = (2, 0, 0)
-    _version = (1, 0, 0)
+    _version = (1, 1, 0)
+    default_names = ["WmiPrvSE.exe"]
 
     @classmethod
     def get_requirements(cls) -> List[interfaces.configuration.RequirementInterface]:
         return [
-            requirements.TranslationLayerRequirement(
-                name="primary", description="Memory layer of the process minidump"
-            ),
+            inputs.kernel_requirement(),
+            *inputs.selection_requirements(cls.default_names),
             requirements.ChoiceRequirement(
                 name="min_severity",
                 description="Hide findings below this severity",
@@ -46,25 +45,34 @@ class WmiInjection(interfaces.plugins.PluginInterface):
             ),
         ]
 
+    @classmethod
+    def unsatisfied(cls, context, config_path):
+        return inputs.accept_any_input(super().unsatisfied(context, config_path), config_path)
+
     def _generator(self):
         allow_list = AllowList.load(self.config["allow_list"]) if self.config.get("allow_list") else None
-        dump = common.locate_minidump(self.context, self.config["primary"])
-        common.report_warnings(dump)
-        facts = facts_from_minidump(dump)
-        analysis = analyse(
-            facts,
-            min_severity=Severity.parse(self.config.get("min_severity") or "low"),
-            allow_list=allow_list,
-        )
-        for note in analysis.notes:
-            vollog.warning(f"{dump.name}: {note}")
-        if analysis.below_threshold or analysis.allowed:
-            vollog.warning(
-                f"{analysis.below_threshold} findings below --min-severity and {analysis.allowed} "
-                "matched by the allow-list are not shown"
-            )
+        min_severity = Severity.parse(self.config.get("min_severity") or "low")
+        source = inputs.resolve_input(self.context, self.config_path)
+        if hasattr(source, "warnings"):
+            common.report_warnings(source)
         open_file = self.open if self.config.get("dump") else None
-        yield from injection.rows(analysis.findings, facts, open_file)
+        for facts in inputs.facts_for(
+            self.context,
+            source,
+            pids=self.config.get("pid"),
+            names=self.config.get("name"),
+            default_names=self.default_names,
+        ):
+            analysis = analyse(facts, min_severity=min_severity, allow_list=allow_list)
+            for note in analysis.notes:
+                vollog.warning(f"{facts.name} ({facts.pid}): {note}")
+            if analysis.below_threshold or analysis.allowed:
+                hidden = f"{analysis.below_threshold} findings below --min-severity"
+                vollog.warning(
+                    f"{facts.name} ({facts.pid}): {hidden} and {analysis.allowed} matched by the allow-list "
+                    "are not shown"
+                )
+            yield from injection.rows(analysis.findings, facts, open_file)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(injection.INJECTION_COLUMNS, common.guarded(self._generator()))

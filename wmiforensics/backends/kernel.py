@@ -1,0 +1,452 @@
+"""Kernel-image backend: a process's VADs, PTEs, PEB loader lists and ETHREADs as engine facts.
+
+Regions come from the VAD tree, split where the *current* protection in the page tables differs
+(Volatility's malfind only sees the VAD's allocation-time protection). Modules are the union of
+the three PEB loader lists. Threads give ``Win32StartAddress`` and the user-mode ``Rip`` of their
+trap frame. Only a full image can show two more things, also collected here: executable image
+pages whose hardware PTE maps a private copy instead of the section's prototype page, and the
+process's parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ntpath
+from dataclasses import dataclass
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+from volatility3.framework import constants as vol_constants
+from volatility3.framework import exceptions, interfaces
+from volatility3.framework.objects import utility
+
+from ..engine.facts import (
+    HandleFact,
+    ModuleFact,
+    PageChange,
+    ParentFact,
+    ProcessFacts,
+    RegionFact,
+    ThreadFact,
+)
+from ..minidump import constants
+from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
+
+vollog = logging.getLogger(__name__)
+
+VAD_IMAGE_MAP = 2
+MAX_VADS = 200_000
+MAX_THREADS = 65_536
+MAX_MODULES = 16_384
+MAX_PAGES_COMPARED = 65_536
+
+
+@dataclass(frozen=True)
+class KernelView:
+    """Where the kernel lives: the names Volatility gave its layer and symbol table."""
+
+    context: interfaces.context.ContextInterface
+    module_name: str
+
+    @property
+    def module(self):
+        return self.context.modules[self.module_name]
+
+    @property
+    def layer_name(self) -> str:
+        return self.module.layer_name
+
+    @property
+    def symbol_table(self) -> str:
+        return self.module.symbol_table_name
+
+
+def list_processes(view: KernelView) -> List:
+    from volatility3.plugins.windows import pslist
+
+    return list(pslist.PsList.list_processes(view.context, view.module_name))
+
+
+def process_name(proc) -> str:
+    return utility.array_to_string(proc.ImageFileName)
+
+
+def _flags(vad) -> List:
+    """Every VAD flags structure this build has (their member names moved between builds)."""
+    found = []
+    for path in (
+        ("u", "VadFlags"),
+        ("u1", "VadFlags1"),
+        ("Core", "u", "VadFlags"),
+        ("Core", "u1", "VadFlags1"),
+    ):
+        node = vad
+        with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
+            for member in path:
+                if not node.has_member(member):
+                    raise AttributeError(member)
+                node = getattr(node, member)
+            found.append(node)
+    return found
+
+
+def _flag(vad, name: str, default: int = 0) -> int:
+    for flags in _flags(vad):
+        if flags.has_member(name):
+            return int(getattr(flags, name))
+    return default
+
+
+class ProcessReader:
+    """Reads process memory through Volatility's process layer, returning only what is present."""
+
+    def __init__(self, layer) -> None:
+        self._layer = layer
+
+    def __call__(self, address: int, length: int) -> bytes:
+        try:
+            return self._layer.read(address, length)
+        except exceptions.InvalidAddressException:
+            pass
+        chunks, cursor, end = [], address, address + length
+        while cursor < end:
+            take = min(end, (cursor | 0xFFF) + 1) - cursor
+            try:
+                chunks.append(self._layer.read(cursor, take))
+            except exceptions.InvalidAddressException:
+                break
+            cursor += take
+        return b"".join(chunks)
+
+
+def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = None) -> ProcessFacts:
+    """Engine facts for one ``_EPROCESS``."""
+    context = view.context
+    layer_name = proc.add_process_layer()
+    layer = context.layers[layer_name]
+    read = ProcessReader(layer)
+    name = process_name(proc)
+    pid = int(proc.UniqueProcessId)
+    wow64 = False
+    with contextlib.suppress(Exception):
+        wow64 = bool(proc.get_is_wow64())
+    image_path = command_line = None
+    with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+        parameters = proc.get_peb().ProcessParameters
+        image_path = parameters.ImagePathName.get_string()
+        command_line = parameters.CommandLine.get_string()
+    notes: List[str] = []
+    protect_values = _protect_values(view)
+    walker = PageTableWalker(_physical_reader(context, layer), layer.config["page_map_offset"])
+    software = _software_layout(context, view.symbol_table)
+    regions, changes = _regions(context, view, proc, walker, software, protect_values, notes)
+    facts = ProcessFacts(
+        pid=pid,
+        name=name,
+        image_path=image_path,
+        arch="x86" if wow64 else ("x64" if layer.metadata.get("architecture") == "Intel64" else "x86"),
+        regions=regions,
+        modules=_modules(proc, notes),
+        threads=_threads(view, proc, notes),
+        handles=[],
+        read=read,
+        source="kernel",
+        has_region_list=True,
+        notes=notes,
+        parent=_parent(proc, all_processes),
+        image_page_changes=changes,
+        command_line=command_line,
+    )
+    return facts
+
+
+def _physical_reader(context, layer):
+    physical = context.layers[layer.config["memory_layer"]]
+
+    def read(address: int, length: int) -> bytes:
+        try:
+            return physical.read(address, length)
+        except exceptions.InvalidAddressException:
+            return b""
+
+    return read
+
+
+def _protect_values(view: KernelView) -> List[int]:
+    from volatility3.plugins.windows import vadinfo
+
+    try:
+        return list(vadinfo.VadInfo.protect_values(view.context, view.layer_name, view.symbol_table))
+    except (exceptions.InvalidAddressException, ValueError, exceptions.SymbolError):
+        # The documented defaults (WRK MmProtectToValue) when the kernel's copy cannot be read.
+        return [0x01, 0x02, 0x10, 0x20, 0x04, 0x08, 0x40, 0x80] * 4
+
+
+def _software_layout(context, symbol_table: str) -> SoftwarePteLayout:
+    values = {}
+    with contextlib.suppress(exceptions.SymbolError, KeyError, AttributeError):
+        members = context.symbol_space.get_type(f"{symbol_table}!_MMPTE_SOFTWARE").vol.members
+        for member, key in (
+            ("Protection", "protection"),
+            ("Prototype", "prototype"),
+            ("Transition", "transition"),
+        ):
+            if member in members:
+                subtype = members[member][1]
+                values[key] = (subtype.vol.start_bit, subtype.vol.end_bit)
+    layout = SoftwarePteLayout()
+    if "protection" in values:
+        start, end = values["protection"]
+        layout = SoftwarePteLayout(
+            start, end - start, values.get("prototype", (10,))[0], values.get("transition", (11,))[0]
+        )
+    return layout
+
+
+def _vad_type(vad) -> int:
+    return _flag(vad, "VadType")
+
+
+def _regions(context, view, proc, walker, software, protect_values, notes):
+    regions: List[RegionFact] = []
+    changes: List[PageChange] = []
+    count = 0
+    try:
+        vads = sorted(proc.get_vad_root().traverse(), key=lambda vad: vad.get_start())
+    except exceptions.InvalidAddressException as error:
+        notes.append(f"the VAD tree could not be walked ({error}); no region checks ran")
+        return regions, changes
+    for vad in vads:
+        count += 1
+        if count > MAX_VADS:
+            notes.append(f"more than {MAX_VADS} VADs: the rest are ignored")
+            break
+        try:
+            start, end = vad.get_start(), vad.get_end() + 1
+            index = int(vad.Protection or 0)
+        except (exceptions.InvalidAddressException, AttributeError):
+            continue
+        allocation_protect = protect_values[index] if 0 <= index < len(protect_values) else 0
+        vad_type = _vad_type(vad)
+        private = bool(_safe(vad.get_private_memory, 0))
+        memory_type = (
+            constants.MEM_IMAGE
+            if vad_type == VAD_IMAGE_MAP
+            else constants.MEM_PRIVATE
+            if private
+            else constants.MEM_MAPPED
+        )
+        committed_default = (
+            constants.MEM_COMMIT
+            if (memory_type != constants.MEM_PRIVATE or _flag(vad, "MemCommit"))
+            else (constants.MEM_RESERVE)
+        )
+        regions.extend(
+            _runs(
+                walker,
+                software,
+                protect_values,
+                start,
+                end,
+                allocation_protect,
+                memory_type,
+                committed_default,
+            )
+        )
+        if memory_type == constants.MEM_IMAGE:
+            changes.extend(_image_changes(context, view, walker, vad, start, end, notes))
+    return regions, changes
+
+
+def _safe(function, default):
+    try:
+        return function()
+    except (exceptions.InvalidAddressException, AttributeError):
+        return default
+
+
+def _runs(walker, software, protect_values, start, end, allocation_protect, memory_type, default_state):
+    """Split [start, end) into regions of equal state and current protection."""
+    runs: List[RegionFact] = []
+
+    def emit(run_start: int, run_end: int, state: int, protect: int) -> None:
+        if run_end <= run_start:
+            return
+        if runs and runs[-1].end == run_start and runs[-1].state == state and runs[-1].protect == protect:
+            last = runs[-1]
+            runs[-1] = RegionFact(
+                last.base, run_end - last.base, state, protect, start, allocation_protect, memory_type
+            )
+        else:
+            runs.append(
+                RegionFact(
+                    run_start, run_end - run_start, state, protect, start, allocation_protect, memory_type
+                )
+            )
+
+    default_protect = allocation_protect if default_state == constants.MEM_COMMIT else 0
+    cursor = start
+    for address, size, entry in walker.entries(start, end):
+        if address > cursor:
+            emit(cursor, address, default_state, default_protect)
+        if entry & PRESENT:
+            state, protect = constants.MEM_COMMIT, hardware_protection(entry)
+        else:
+            index = software.protection_index(entry)
+            state = constants.MEM_COMMIT
+            protect = protect_values[index] if index and index < len(protect_values) else allocation_protect
+        emit(address, min(address + size, end), state, protect)
+        cursor = min(address + size, end)
+    emit(cursor, end, default_state, default_protect)
+    return runs
+
+
+def _image_changes(context, view, walker, vad, start, end, notes) -> List[PageChange]:
+    """Executable image pages whose hardware PTE maps a different page than the section's prototype."""
+    first_prototype = _safe(lambda: int(vad.FirstPrototypePte), 0)
+    if not first_prototype:
+        return []
+    kernel = context.layers[view.layer_name]
+    physical = walker._read  # the same physical reader the walker uses
+    changes: List[PageChange] = []
+    compared = 0
+    for address, size, entry in walker.entries(start, end):
+        if (
+            size != 0x1000
+            or not entry & PRESENT
+            or hardware_protection(entry) not in (0x10, 0x20, 0x40, 0x80)
+        ):
+            continue
+        compared += 1
+        if compared > MAX_PAGES_COMPARED:
+            notes.append("image page comparison stopped after 65,536 pages")
+            break
+        prototype_address = first_prototype + ((address - start) >> 12) * 8
+        try:
+            prototype = int.from_bytes(kernel.read(prototype_address, 8), "little")
+        except exceptions.InvalidAddressException:
+            continue
+        if not prototype & PRESENT or (prototype & PFN_MASK) == (entry & PFN_MASK):
+            continue
+        current = physical(entry & PFN_MASK, 0x1000)
+        original = physical(prototype & PFN_MASK, 0x1000)
+        if current and original and current != original:
+            changes.append(PageChange(address, current, original, entry & PFN_MASK, prototype & PFN_MASK))
+    return changes
+
+
+def _modules(proc, notes: List[str]) -> List[ModuleFact]:
+    by_base: Dict[int, Tuple[int, str, set]] = {}
+    for label, walk in (
+        ("InLoadOrderModuleList", proc.load_order_modules),
+        ("InMemoryOrderModuleList", proc.mem_order_modules),
+        ("InInitializationOrderModuleList", proc.init_order_modules),
+    ):
+        try:
+            for index, entry in enumerate(walk()):
+                if index >= MAX_MODULES:
+                    notes.append(f"{label}: more than {MAX_MODULES} entries, the rest ignored")
+                    break
+                base = int(entry.DllBase)
+                path = (
+                    _unicode(entry.FullDllName)
+                    or _unicode(entry.BaseDllName)
+                    or f"<unnamed module at 0x{base:x}>"
+                )
+                size, known_path, sources = by_base.get(base, (int(entry.SizeOfImage), path, set()))
+                sources.add(label)
+                by_base[base] = (size, known_path, sources)
+        except exceptions.InvalidAddressException as error:
+            notes.append(f"{label} could not be walked completely ({error})")
+    return [
+        ModuleFact(base, size, path, frozenset(sources)) for base, (size, path, sources) in by_base.items()
+    ]
+
+
+def _unicode(value) -> Optional[str]:
+    try:
+        text = value.get_string()
+    except (exceptions.InvalidAddressException, AttributeError):
+        return None
+    return str(text) if isinstance(text, str) and text else None
+
+
+def _threads(view: KernelView, proc, notes: List[str]) -> List[ThreadFact]:
+    threads: List[ThreadFact] = []
+    try:
+        entries = proc.ThreadListHead.to_list(
+            f"{view.symbol_table}{vol_constants.BANG}_ETHREAD", "ThreadListEntry"
+        )
+        for index, thread in enumerate(entries):
+            if index >= MAX_THREADS:
+                notes.append(f"more than {MAX_THREADS} threads: the rest are ignored")
+                break
+            try:
+                tid = int(thread.Cid.UniqueThread)
+                start = int(thread.Win32StartAddress) or None
+            except exceptions.InvalidAddressException:
+                continue
+            threads.append(
+                ThreadFact(tid, start, _user_ip(thread), _safe(lambda t=thread: int(t.Tcb.Teb), None))
+            )
+    except exceptions.InvalidAddressException as error:
+        notes.append(f"the thread list could not be walked completely ({error})")
+    return threads
+
+
+def _user_ip(thread) -> Optional[int]:
+    """Rip of the thread's trap frame when it was taken from user mode (CS with RPL 3)."""
+    try:
+        pointer = thread.Tcb.TrapFrame
+        if not int(pointer):
+            return None
+        frame = pointer.dereference()
+        if int(frame.SegCs) & 3 != 3:
+            return None
+        return int(frame.Rip) or None
+    except (exceptions.InvalidAddressException, AttributeError):
+        return None
+
+
+def _parent(proc, all_processes: Optional[Iterable]) -> Optional[ParentFact]:
+    ppid = int(proc.InheritedFromUniqueProcessId)
+    for candidate in all_processes or []:
+        with contextlib.suppress(exceptions.InvalidAddressException):
+            if int(candidate.UniqueProcessId) == ppid:
+                command_line = None
+                with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+                    command_line = candidate.get_peb().ProcessParameters.CommandLine.get_string()
+                return ParentFact(
+                    ppid, process_name(candidate), command_line if isinstance(command_line, str) else None
+                )
+    return ParentFact(ppid, None, None)
+
+
+def select(processes: List, pids: Optional[List[int]], names: Optional[List[str]]) -> Iterator:
+    """Processes by PID, or by image name (case-insensitive)."""
+    wanted_names = {name.lower() for name in names or []}
+    for proc in processes:
+        pid = int(proc.UniqueProcessId)
+        if pids and pid in pids or wanted_names and process_name(proc).lower() in wanted_names:
+            yield proc
+
+
+def inventory(processes: List) -> str:
+    """``System (4), svchost.exe (936), ...`` for "no process matches" messages."""
+    items = []
+    for proc in processes[:40]:
+        with contextlib.suppress(exceptions.InvalidAddressException):
+            items.append(f"{process_name(proc)} ({int(proc.UniqueProcessId)})")
+    more = f", ... ({len(processes)} in all)" if len(processes) > 40 else ""
+    return ", ".join(items) + more
+
+
+__all__ = [
+    "KernelView",
+    "facts_from_process",
+    "inventory",
+    "list_processes",
+    "ntpath",
+    "select",
+    "HandleFact",
+]

@@ -1,0 +1,192 @@
+"""One plugin, two inputs: a process minidump or a full Windows memory image.
+
+Plugins declare the kernel as a ``ModuleRequirement`` like upstream Windows plugins, so Volatility's
+automagic finds the kernel, its layer and its symbols in a full image. On a minidump (or a file
+Volatility cannot read at all) that requirement stays partly unsatisfied; :func:`accept_any_input`
+lets the plugin run anyway and :func:`resolve_input` then says what the input is, or explains in one
+message why it cannot be used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Union
+
+from volatility3.framework import exceptions, interfaces
+from volatility3.framework.configuration import requirements
+from volatility3.framework.interfaces.configuration import path_join
+
+from ..backends import kernel as kernel_backend
+from ..backends.minidump import facts_from_minidump
+from ..engine.facts import ProcessFacts
+from ..errors import InputError
+from ..minidump.layer import MinidumpLayer
+from ..minidump.reader import Minidump, identify_foreign_format
+from ..minidump.source import FileSource
+
+KERNEL = "kernel"
+
+
+def kernel_requirement() -> requirements.ModuleRequirement:
+    return requirements.ModuleRequirement(
+        name=KERNEL,
+        description="Windows kernel of a full memory image (process minidumps need none)",
+        architectures=["Intel32", "Intel64"],
+    )
+
+
+def selection_requirements(default_names: List[str], with_all: bool = False) -> list:
+    listed = ", ".join(default_names)
+    items = [
+        requirements.ListRequirement(
+            name="pid", element_type=int, description="Full images: process IDs to examine", optional=True
+        ),
+        requirements.ListRequirement(
+            name="name",
+            element_type=str,
+            description=f"Full images: process image names to examine (default: {listed})",
+            optional=True,
+        ),
+    ]
+    if with_all:
+        items.append(
+            requirements.BooleanRequirement(
+                name="all", description="Full images: examine every process", default=False, optional=True
+            )
+        )
+    return items
+
+
+def accept_any_input(unsatisfied: Dict[str, object], config_path: str) -> Dict[str, object]:
+    """Drop the kernel's sub-requirements: :func:`resolve_input` handles their absence itself."""
+    prefix = path_join(config_path, KERNEL)
+    return {key: value for key, value in unsatisfied.items() if not key.startswith(prefix)}
+
+
+@dataclass
+class KernelInput:
+    view: kernel_backend.KernelView
+
+
+Input = Union[Minidump, KernelInput]
+
+
+def _location(context) -> Optional[str]:
+    location = context.config.get("automagic.LayerStacker.single_location")
+    if not location:
+        return None
+    if str(location).startswith("file:"):
+        return urllib.request.url2pathname(urllib.parse.urlparse(str(location)).path)
+    return str(location)
+
+
+def resolve_input(context: interfaces.context.ContextInterface, config_path: str) -> Input:
+    """The minidump, or the kernel of a full image; otherwise an :class:`InputError` that says why."""
+    kernel_path = path_join(config_path, KERNEL)
+    layer_name = context.config.get(path_join(kernel_path, "layer_name"))
+    layer = context.layers.get(layer_name, None) if layer_name else None
+    if isinstance(layer, MinidumpLayer):
+        dump = layer.minidump
+        dump.require_windows()
+        dump.require_usable()
+        return dump
+    if layer is not None:
+        module_name = context.config.get(kernel_path)
+        if isinstance(module_name, str) and module_name in context.modules:
+            return KernelInput(kernel_backend.KernelView(context, module_name))
+        raise InputError(_missing_symbols_message(context, layer))
+    return _diagnose_file(_location(context))
+
+
+def _diagnose_file(location: Optional[str]) -> Minidump:
+    if not location:
+        raise InputError("no input: give a minidump or memory image with -f before the plugin name")
+    try:
+        source = FileSource(location)
+    except OSError as error:
+        raise InputError(f"{location}: cannot open: {error.strerror or error}") from None
+    head = source.read(0, 64)
+    if not head:
+        source.close()
+        raise InputError(f"{location}: the file is empty")
+    if head.startswith(b"MDMP"):
+        dump = Minidump(source, name=location)  # raises the precise MinidumpError when damaged
+        dump.require_windows()
+        dump.require_usable()
+        return dump
+    source.close()
+    what = identify_foreign_format(head)
+    if what.startswith("not a minidump"):
+        what = (
+            f"neither a process minidump nor a Windows memory image Volatility can read (no Windows kernel "
+            f"page tables were found; it starts with {head[:8].hex(' ')})"
+        )
+    raise InputError(f"{location}: {what}")
+
+
+def _missing_symbols_message(context, layer) -> str:
+    from volatility3.framework.symbols.windows import pdbutil
+
+    guid = age = name = None
+    offset = layer.config.get("kernel_virtual_offset")
+    if offset:
+        with contextlib.suppress(exceptions.InvalidAddressException, ValueError):
+            found = pdbutil.PDBUtility.pdbname_scan(
+                context,
+                layer.name,
+                layer.page_size,
+                [b"ntkrnlmp.pdb", b"ntoskrnl.pdb", b"ntkrnlpa.pdb", b"ntkrpamp.pdb"],
+                start=offset,
+                end=offset + (8 << 20),
+            )
+            for item in found:
+                guid, age, name = item["GUID"], item["age"], item["pdb_name"]
+                break
+    if guid:
+        return (
+            f"Windows kernel symbols are missing: this image's kernel is {name} GUID {guid} age {age}. "
+            f"Put {guid}-{age}.json.xz under DIR/windows/{name}/ and run vol with -s DIR --offline "
+            "(or run without --offline so Volatility can download it)"
+        )
+    return (
+        "Windows kernel symbols are missing and the kernel's PDB identity could not be read; supply an ISF "
+        "with -s DIR --offline"
+    )
+
+
+def facts_for(
+    context: interfaces.context.ContextInterface,
+    source: Input,
+    *,
+    pids: Optional[List[int]],
+    names: Optional[List[str]],
+    default_names: List[str],
+    every_process: bool = False,
+    extra=None,
+) -> Iterator[ProcessFacts]:
+    """Facts for the minidump's process, or for each selected process of a full image."""
+    if isinstance(source, Minidump):
+        yield facts_from_minidump(source)
+        return
+    processes = kernel_backend.list_processes(source.view)
+    if every_process:
+        chosen = processes
+    else:
+        chosen = list(kernel_backend.select(processes, pids, names or ([] if pids else default_names)))
+        if extra is not None and not pids and not names:
+            chosen += [proc for proc in processes if extra(source.view, proc) and proc not in chosen]
+    if not chosen:
+        wanted = ", ".join([*(str(pid) for pid in pids or []), *(names or ([] if pids else default_names))])
+        raise InputError(
+            f"no process matches {wanted}; processes in this image: {kernel_backend.inventory(processes)}"
+        )
+    for proc in chosen:
+        try:
+            yield kernel_backend.facts_from_process(source.view, proc, processes)
+        except exceptions.InvalidAddressException as error:
+            kernel_backend.vollog.warning(
+                f"PID {int(proc.UniqueProcessId)}: skipped, memory unreadable ({error})"
+            )
