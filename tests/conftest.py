@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -35,16 +36,41 @@ def vol_command() -> list:
     return [sys.executable, "-m", "volatility3.cli"]
 
 
-def run_vol(dump: Path, plugin: str, *args: str, renderer: str = "json", timeout: int = 120, output_dir=None):
-    """Run ``vol -q -p plugins -f DUMP -r RENDERER [-o DIR] PLUGIN ARGS`` from the repo root."""
+ISF_DIR = SHARED / "isf"
+
+
+def run_vol(
+    dump: Path,
+    plugin: str,
+    *args: str,
+    renderer: str = "json",
+    timeout: int = 300,
+    output_dir=None,
+    symbols: Optional[Path] = None,
+):
+    """Run ``vol -q -p plugins [-s ISF --offline --cache-path C] -f DUMP -r R [-o DIR] PLUGIN ARGS``.
+
+    ``symbols`` is a symbol-cache folder: full images then get the shared ISFs, offline, with a
+    private cache (an offline run must never touch the shared files).
+    """
     options = ["-o", str(output_dir)] if output_dir is not None else []
+    if symbols is not None:
+        options += ["-s", str(ISF_DIR), "--offline", "--cache-path", str(symbols)]
     command = [*vol_command(), "-q", "-p", str(REPO / "plugins"), "-f", str(dump), "-r", renderer, *options]
     command += [plugin, *args]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def vol_json(dump: Path, plugin: str, *args: str) -> list:
-    result = run_vol(dump, plugin, *args)
+def vol_json(dump: Path, plugin: str, *args: str, symbols: Optional[Path] = None) -> list:
+    result = run_vol(dump, plugin, *args, symbols=symbols)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def symbol_cache(tmp_path_factory) -> Path:
+    """One private Volatility symbol cache for every full-image test in the session."""
+    if not (ISF_DIR / "windows" / "ntkrnlmp.pdb").is_dir():
+        pytest.skip(f"ntoskrnl ISFs not found in {ISF_DIR}")
+    return tmp_path_factory.mktemp("symbol-cache")

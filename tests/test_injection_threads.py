@@ -33,3 +33,18 @@ def test_thread_starting_at_loadlibrary_is_flagged(tmp_path):
         ("thread_start_loadlibrary", start, "kernel32.dll")
     ]
     assert "kernel32.dll!LoadLibraryW" in findings[0].reason
+
+
+def test_wmiprvse_outside_the_wbem_folder(tmp_path):
+    proc = build_wmiprvse(arch="x64", build=19045, seed=0)
+    proc.modules[0].path = "C:\\Windows\\System32\\WmiPrvSE.exe"
+    path = tmp_path / "moved.dmp"
+    with open(path, "wb") as out:
+        write_minidump(proc, out)
+    with Minidump.open(path) as dump:
+        findings = analyse(facts_from_minidump(dump), min_severity=Severity.INFO).findings
+    assert [(f.kind, f.start) for f in findings] == [("process_path", proc.modules[0].base)]
+    assert (
+        findings[0].reason
+        == "WmiPrvSE.exe runs from C:\\Windows\\System32\\WmiPrvSE.exe, not from \\Windows\\System32\\wbem"
+    )
