@@ -30,12 +30,12 @@ from ..engine.facts import (
     ThreadFact,
 )
 from ..minidump import constants
+from . import vads
 from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
 
 vollog = logging.getLogger(__name__)
 
 VAD_IMAGE_MAP = 2
-MAX_VADS = 200_000
 MAX_THREADS = 65_536
 MAX_MODULES = 16_384
 MAX_PAGES_COMPARED = 65_536
@@ -210,52 +210,62 @@ def _vad_type(vad) -> int:
 def _regions(context, view, proc, walker, software, protect_values, notes):
     regions: List[RegionFact] = []
     changes: List[PageChange] = []
-    count = 0
-    try:
-        vads = sorted(proc.get_vad_root().traverse(), key=lambda vad: vad.get_start())
-    except exceptions.InvalidAddressException as error:
-        notes.append(f"the VAD tree could not be walked ({error}); no region checks ran")
-        return regions, changes
-    for vad in vads:
-        count += 1
-        if count > MAX_VADS:
-            notes.append(f"more than {MAX_VADS} VADs: the rest are ignored")
-            break
-        try:
-            start, end = vad.get_start(), vad.get_end() + 1
-            index = int(vad.Protection or 0)
-        except (exceptions.InvalidAddressException, AttributeError):
-            continue
+    for vad in _vads(context, view, proc, notes):
+        index = vad.protection_index
         allocation_protect = protect_values[index] if 0 <= index < len(protect_values) else 0
-        vad_type = _vad_type(vad)
-        private = bool(_safe(vad.get_private_memory, 0))
-        memory_type = (
-            constants.MEM_IMAGE
-            if vad_type == VAD_IMAGE_MAP
-            else constants.MEM_PRIVATE
-            if private
-            else constants.MEM_MAPPED
-        )
-        committed_default = (
-            constants.MEM_COMMIT
-            if (memory_type != constants.MEM_PRIVATE or _flag(vad, "MemCommit"))
-            else (constants.MEM_RESERVE)
-        )
+        if vad.vad_type == VAD_IMAGE_MAP:
+            memory_type = constants.MEM_IMAGE
+        else:
+            memory_type = constants.MEM_PRIVATE if vad.private else constants.MEM_MAPPED
+        committed = memory_type != constants.MEM_PRIVATE or vad.mem_commit
+        default_state = constants.MEM_COMMIT if committed else constants.MEM_RESERVE
         regions.extend(
             _runs(
                 walker,
                 software,
                 protect_values,
-                start,
-                end,
+                vad.start,
+                vad.end,
                 allocation_protect,
                 memory_type,
-                committed_default,
+                default_state,
             )
         )
-        if memory_type == constants.MEM_IMAGE:
-            changes.extend(_image_changes(context, view, walker, vad, start, end, notes))
+        if memory_type == constants.MEM_IMAGE and vad.first_prototype_pte:
+            changes.extend(_image_changes(context, view, walker, vad, notes))
     return regions, changes
+
+
+def _vads(context, view, proc, notes) -> List[vads.Vad]:
+    """VADs by the fast raw walk where the build's layout allows it, else through Volatility."""
+    layout = vads.VadLayout.for_table(context, view.symbol_table)
+    root = None
+    with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+        vad_root = proc.VadRoot
+        root = int(vad_root.Root) if vad_root.has_member("Root") else None
+    if layout is not None and root is not None:
+        return list(vads.walk(context.layers[view.layer_name], layout, root, notes))
+    found = []
+    try:
+        for node in sorted(proc.get_vad_root().traverse(), key=lambda item: item.get_start()):
+            with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+                found.append(
+                    vads.Vad(
+                        node.get_start(),
+                        node.get_end() + 1,
+                        int(node.Protection or 0),
+                        _flag(node, "VadType"),
+                        bool(_safe(node.get_private_memory, 0)),
+                        bool(_flag(node, "MemCommit")),
+                        _safe(lambda n=node: int(n.FirstPrototypePte), 0),
+                    )
+                )
+            if len(found) >= vads.MAX_VADS:
+                notes.append(f"more than {vads.MAX_VADS} VADs: the rest are ignored")
+                break
+    except exceptions.InvalidAddressException as error:
+        notes.append(f"the VAD tree could not be walked ({error}); no region checks ran")
+    return found
 
 
 def _safe(function, default):
@@ -301,11 +311,9 @@ def _runs(walker, software, protect_values, start, end, allocation_protect, memo
     return runs
 
 
-def _image_changes(context, view, walker, vad, start, end, notes) -> List[PageChange]:
+def _image_changes(context, view, walker, vad, notes) -> List[PageChange]:
     """Executable image pages whose hardware PTE maps a different page than the section's prototype."""
-    first_prototype = _safe(lambda: int(vad.FirstPrototypePte), 0)
-    if not first_prototype:
-        return []
+    first_prototype, start, end = vad.first_prototype_pte, vad.start, vad.end
     kernel = context.layers[view.layer_name]
     physical = walker._read  # the same physical reader the walker uses
     changes: List[PageChange] = []
