@@ -430,6 +430,22 @@ def _parent(proc, all_processes: Optional[Iterable]) -> Optional[ParentFact]:
     return ParentFact(ppid, None, None)
 
 
+def hosts_winmgmt(view: KernelView, proc) -> bool:
+    """The svchost.exe that runs the Winmgmt service (wmisvc.dll, wbemcore.dll), not any svchost."""
+    if process_name(proc).lower() != "svchost.exe":
+        return False
+    with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+        command_line = proc.get_peb().ProcessParameters.CommandLine.get_string()
+        if isinstance(command_line, str) and "winmgmt" in command_line.lower():
+            return True
+    with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+        for entry in proc.load_order_modules():
+            name = _unicode(entry.BaseDllName) or ""
+            if name.lower() in ("wmisvc.dll", "wbemcore.dll"):
+                return True
+    return False
+
+
 def select(processes: List, pids: Optional[List[int]], names: Optional[List[str]]) -> Iterator:
     """Processes by PID, or by image name (case-insensitive)."""
     wanted_names = {name.lower() for name in names or []}

@@ -6,25 +6,26 @@ from typing import List
 from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
-from wmiforensics.backends.minidump import facts_from_minidump
-from wmiforensics.vol import common, yarascan
+from wmiforensics.backends.kernel import hosts_winmgmt
+from wmiforensics.vol import common, inputs, yarascan
 from wmiforensics.yarascan import RulePack, scan_process
 
 vollog = logging.getLogger(__name__)
 
 
 class WmiYaraScan(interfaces.plugins.PluginInterface):
-    """Scans process memory with YARA rules and places every hit in its region, protection and module."""
+    """Scans WMI process memory (minidump or full image) with YARA rules; every hit is placed in its
+    region, protection and module."""
 
     _required_framework_version = (2, 0, 0)
-    _version = (1, 0, 0)
+    _version = (1, 1, 0)
+    default_names = ["WmiPrvSE.exe", "scrcons.exe"]
 
     @classmethod
     def get_requirements(cls) -> List[interfaces.configuration.RequirementInterface]:
         return [
-            requirements.TranslationLayerRequirement(
-                name="primary", description="Memory layer of the process minidump"
-            ),
+            inputs.kernel_requirement(),
+            *inputs.selection_requirements([*cls.default_names, "the Winmgmt svchost.exe"], with_all=True),
             requirements.StringRequirement(
                 name="yara_file",
                 description="YARA rule file to use instead of the bundled rules",
@@ -43,6 +44,10 @@ class WmiYaraScan(interfaces.plugins.PluginInterface):
             ),
         ]
 
+    @classmethod
+    def unsatisfied(cls, context, config_path):
+        return inputs.accept_any_input(super().unsatisfied(context, config_path), config_path)
+
     def _rule_pack(self) -> RulePack:
         if self.config.get("yara_rules"):
             return RulePack.from_source(self.config["yara_rules"])
@@ -52,11 +57,20 @@ class WmiYaraScan(interfaces.plugins.PluginInterface):
 
     def _generator(self):
         pack = self._rule_pack()
-        dump = common.locate_minidump(self.context, self.config["primary"])
-        common.report_warnings(dump)
-        facts = facts_from_minidump(dump)
+        source = inputs.resolve_input(self.context, self.config_path)
+        if hasattr(source, "warnings"):
+            common.report_warnings(source)
         open_file = self.open if self.config.get("dump") else None
-        yield from yarascan.rows(scan_process(facts, pack), facts, open_file)
+        for facts in inputs.facts_for(
+            self.context,
+            source,
+            pids=self.config.get("pid"),
+            names=self.config.get("name"),
+            default_names=self.default_names,
+            every_process=bool(self.config.get("all")),
+            extra=hosts_winmgmt,
+        ):
+            yield from yarascan.rows(scan_process(facts, pack), facts, open_file)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(yarascan.YARASCAN_COLUMNS, common.guarded(self._generator()))
