@@ -1,0 +1,400 @@
+"""The bundled rule pack in yara_rules/: meta, self-carried examples, false positives, planting."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import uuid
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import yara
+
+from fixtures.labdump import build_wmiprvse, write_minidump
+from fixtures.labdump.constants import (
+    MEM_COMMIT,
+    MEM_PRIVATE,
+    PAGE_EXECUTE_READ,
+    PAGE_READWRITE,
+    PAGE_SIZE,
+)
+from fixtures.labdump.yara_examples import (
+    EXAMPLE_OFFSET,
+    ExampleSyntaxError,
+    compile_rules,
+    decode_example,
+    plant_yara_examples,
+    read_rules,
+    rule_examples,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RULES_DIR = REPO / "yara_rules"
+REAL_DUMPS = Path(__file__).resolve().parents[1].parent / "shared/dumps/real"
+
+SEVERITIES = {"info", "low", "medium", "high", "critical"}
+SCOPES = {"non-image", "unbacked-exec", "private", "any"}
+REQUIRED_META = ("description", "severity", "mitre_attack", "reference", "scope", "author")
+MITRE = re.compile(r"^T\d{4}(\.\d{3})?(, T\d{4}(\.\d{3})?)*$")
+EXAMPLE_KEY = re.compile(r"^example_(positive|near_miss)(_([2-9]|[1-9][0-9]+))?$")
+
+EXPECTED_RULES = {
+    "wmi_com_identifiers.yar": {
+        "WMI_COM_Identifiers_With_WQL",
+        "WMI_COM_Identifiers_With_Method_Or_Consumer",
+    },
+    "wmi_vtable_calls.yar": {"WMI_IWbemServices_Vtable_Calls_x64", "WMI_IWbemServices_Vtable_Calls_x86"},
+    "wmi_marshalled_calls.yar": {"WMI_Marshalled_Interface_OBJREF", "WMI_Marshalled_Process_Create_Object"},
+    "wmi_event_subscriptions.yar": {
+        "WMI_Event_Consumer_Suspicious_Payload",
+        "WMI_Event_Subscription_Binding",
+        "WMI_Event_Timer_Triggered_Consumer",
+    },
+    "wmi_lateral_movement.yar": {
+        "WMI_Tool_Impacket_WMIExec",
+        "WMI_Tool_NetExec_WMIExec",
+        "WMI_Tool_Impacket_WMIPersist",
+        "WMI_Tool_SharpWMI_Strings",
+        "WMI_Tool_SharpWMI_Artifacts",
+        "WMI_Tool_Invoke_WMIExec",
+    },
+    "wmi_providers_and_c2.yar": {
+        "WMI_Provider_Registration_Writable_Path",
+        "WMI_Named_Pipe_wmi_ctl",
+        "WMI_Base64_WQL",
+        "WMI_Logging_Tampering",
+    },
+}
+
+RULES = read_rules(RULES_DIR)
+RULE_IDS = [rule.identifier for rule in RULES]
+POSITIVES = rule_examples(RULES_DIR, which="positive")
+NEAR_MISSES = rule_examples(RULES_DIR, which="near_miss")
+
+
+@pytest.fixture(scope="module")
+def pack() -> yara.Rules:
+    return compile_rules(RULES_DIR)
+
+
+def _matches(pack: yara.Rules, data: bytes) -> List[str]:
+    return sorted(match.rule for match in pack.match(data=data))
+
+
+# --- (a) lint --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(RULES_DIR.glob("*.yar")), ids=lambda p: p.name)
+def test_every_rule_file_compiles_without_warnings(path):
+    compiled = yara.compile(filepath=str(path), error_on_warning=True)
+    assert {rule.identifier for rule in compiled} == EXPECTED_RULES[path.name]
+
+
+def test_the_pack_has_one_file_per_theme_and_unique_rule_names():
+    assert sorted(p.name for p in RULES_DIR.glob("*.yar")) == sorted(EXPECTED_RULES)
+    assert len(RULE_IDS) == len(set(RULE_IDS)) == sum(len(names) for names in EXPECTED_RULES.values())
+    assert {rule.file for rule in RULES} == set(EXPECTED_RULES)
+    for rule in RULES:
+        assert rule.identifier in EXPECTED_RULES[rule.file]
+
+
+def test_the_whole_pack_compiles_as_the_scanner_compiles_it(pack):
+    assert sorted(rule.identifier for rule in pack) == sorted(RULE_IDS)
+    assert all(not rule.is_private and not rule.is_global for rule in pack)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_every_rule_has_valid_meta(rule):
+    meta = rule.meta
+    for key in REQUIRED_META:
+        assert isinstance(meta.get(key), str) and meta[key].strip(), f"{rule.identifier}: missing {key}"
+    assert len(meta["description"]) >= 40
+    assert meta["severity"] in SEVERITIES
+    assert MITRE.match(meta["mitre_attack"]), meta["mitre_attack"]
+    assert meta["reference"].startswith("https://")
+    assert meta["scope"] in SCOPES
+    assert meta["author"] == "wmi-forensics"
+    assert "wmi" in rule.tags
+    example_keys = [key for key in meta if key.startswith("example")]
+    assert all(EXAMPLE_KEY.match(key) for key in example_keys), example_keys
+    assert rule.examples("positive"), f"{rule.identifier}: no example_positive"
+    assert rule.examples("near_miss"), f"{rule.identifier}: no example_near_miss"
+    assert [key for key, _ in rule.examples("positive")][0] == "example_positive"
+    assert [key for key, _ in rule.examples("near_miss")][0] == "example_near_miss"
+    for _, text in rule.examples("positive") + rule.examples("near_miss"):
+        assert decode_example(text)
+
+
+def test_rule_files_avoid_unbounded_patterns():
+    for path in RULES_DIR.glob("*.yar"):
+        source = path.read_text()
+        for bad in (".*", ".+", "[-]", ",}"):
+            assert bad not in source, f"{path.name} contains {bad!r}"
+        assert not re.search(r"\[\d+-\]", source), f"{path.name} has an unbounded hex jump"
+        assert not re.search(r"for any i in \(1\.\.#", source), f"{path.name} has an uncapped hit loop"
+
+
+def test_decode_example_segments():
+    assert decode_example("ascii:AB") == b"AB"
+    assert decode_example("wide:AB") == b"A\x00B\x00"
+    assert decode_example("hex:4D 45 4f57") == b"MEOW"
+    assert decode_example("zeros:3") == b"\x00\x00\x00"
+    assert decode_example("zeros:0x10") == bytes(16)
+    assert decode_example("ascii:a + b + zeros:2 + hex:FF") == b"a + b\x00\x00\xff"
+    assert decode_example("ascii:C:\\x\\y + wide:\\") == b"C:\\x\\y\\\x00"
+    assert decode_example("ascii: 1> x 2>&1 ") == b" 1> x 2>&1 "
+    assert decode_example("ascii:x +hex:00") == b"x +hex:00"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "text",
+        "asci:x",
+        "hex:ABC",
+        "hex:GG",
+        "hex:",
+        "zeros:0",
+        "zeros:x",
+        "zeros:2000000",
+        "ascii:\u00e9",
+        "wide:",
+        "ascii:x + hex:0",
+    ],
+)
+def test_decode_example_rejects_malformed_values(text):
+    with pytest.raises(ExampleSyntaxError):
+        decode_example(text)
+
+
+def test_decode_example_reads_yara_escapes_as_yara_resolves_them():
+    source = 'rule r { meta: e = "wide:\\\\\\\\.\\\\pipe\\\\x + hex:00 00" condition: false }'
+    compiled = yara.compile(source=source)
+    (rule,) = list(compiled)
+    assert rule.meta["e"] == "wide:\\\\.\\pipe\\x + hex:00 00"
+    assert decode_example(rule.meta["e"]) == "\\\\.\\pipe\\x".encode("utf-16-le") + b"\x00\x00"
+
+
+WMI_GUIDS = {
+    "CLSID_WbemLocator": "4590F811-1D3A-11D0-891F-00AA004B2E24",
+    "IID_IWbemLocator": "DC12A687-737F-11CF-884D-00AA004B2E24",
+    "IID_IWbemServices": "9556DC99-828C-11CF-A37E-00AA003240C7",
+    "CLSID_WbemLevel1Login": "8BC3F05E-D86B-11D0-A075-00C04FB68820",
+    "IID_IWbemLevel1Login": "F309AD18-D86A-11D0-A075-00C04FB68820",
+    "IID_IWbemClassObject": "DC12A681-737F-11CF-884D-00AA004B2E24",
+}
+
+
+@pytest.mark.parametrize("name", sorted(WMI_GUIDS))
+def test_guid_rule_knows_every_wmi_guid_in_every_form(pack, name):
+    text = WMI_GUIDS[name]
+    query = "SELECT * FROM Win32_Process".encode("utf-16-le")
+    forms = {
+        "bytes": uuid.UUID(text).bytes_le,
+        "ascii": f"{{{text}}}".encode(),
+        "ascii lower": f"{{{text.lower()}}}".encode(),
+        "wide": f"{{{text}}}".encode("utf-16-le"),
+        "wide lower": f"{{{text.lower()}}}".encode("utf-16-le"),
+    }
+    for form, blob in forms.items():
+        assert "WMI_COM_Identifiers_With_WQL" in _matches(pack, blob + bytes(64) + query), form
+        assert _matches(pack, blob + bytes(64)) == [], form
+    assert _matches(pack, uuid.UUID(text).bytes_le + bytes(0x4100) + query) == []
+
+
+# IWbemServices method -> vtable index (MS-WMI opnum).
+METHOD_INDEX = {"put_instance": 14, "exec_query": 20, "exec_notification_query": 22, "exec_method": 24}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_INDEX))
+def test_vtable_strings_use_the_slot_of_each_method(method):
+    source = (RULES_DIR / "wmi_vtable_calls.yar").read_text()
+    x64_rule, x86_rule = source.split("rule WMI_IWbemServices_Vtable_Calls_x86")
+    pattern = re.compile(r"\$" + method + r" = \{(.*?)\}", re.S)
+    x64_string = pattern.search(x64_rule).group(1)
+    x86_string = pattern.search(x86_rule).group(1)
+    offset64, offset86 = METHOD_INDEX[method] * 8, METHOD_INDEX[method] * 4
+    if offset64 < 0x80:
+        call64, load64 = f"FF 50 {offset64:02X}", f"48 8B 40 {offset64:02X}"
+    else:
+        call64, load64 = f"FF 90 {offset64:02X} 00 00 00", f"48 8B 80 {offset64:02X} 00 00 00"
+    assert call64 in x64_string and load64 in x64_string and "FF 15" in x64_string
+    assert x86_string.rstrip().endswith(f"FF 50 {offset86:02X}")
+
+
+# --- (b) examples ----------------------------------------------------------------------------------------
+
+
+def test_example_counts():
+    assert len(POSITIVES) >= len(RULES) and len(NEAR_MISSES) >= len(RULES)
+    assert {example.rule for example in POSITIVES} == set(RULE_IDS)
+    assert {example.rule for example in NEAR_MISSES} == set(RULE_IDS)
+
+
+@pytest.mark.parametrize("example", POSITIVES, ids=[f"{e.rule}:{e.name}" for e in POSITIVES])
+def test_positive_example_matches_its_rule(pack, example):
+    assert example.rule in _matches(pack, example.data)
+    assert example.rule in _matches(pack, bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE))
+
+
+@pytest.mark.parametrize("example", NEAR_MISSES, ids=[f"{e.rule}:{e.name}" for e in NEAR_MISSES])
+def test_near_miss_example_matches_no_rule(pack, example):
+    assert _matches(pack, example.data) == []
+    assert _matches(pack, bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE)) == []
+
+
+# --- (c) false positives ---------------------------------------------------------------------------------
+
+
+def _real_dump_files() -> List[Path]:
+    if not REAL_DUMPS.is_dir():
+        pytest.skip(f"real dumps not found at {REAL_DUMPS} (the shared/ folder beside the repo)")
+    files = sorted(path for path in REAL_DUMPS.rglob("*") if path.is_file())
+    if not files:
+        pytest.skip(f"no files under {REAL_DUMPS}")
+    return files
+
+
+def test_no_rule_fires_on_real_dumps(pack):
+    files = _real_dump_files()
+    hits = {str(path.relative_to(REAL_DUMPS)): _matches(pack, path.read_bytes()) for path in files}
+    assert len(hits) == len(files) >= 10
+    assert {name: found for name, found in hits.items() if found} == {}
+
+
+@pytest.mark.parametrize("arch, build", [("x64", 19045), ("x86", 22631)])
+def test_no_rule_fires_on_clean_lab_dumps(pack, tmp_path, arch, build):
+    proc = build_wmiprvse(arch=arch, build=build)
+    path = tmp_path / f"wmiprvse-{arch}.dmp"
+    with open(path, "wb") as out:
+        write_minidump(proc, out)
+    data = path.read_bytes()
+    assert data[:4] == b"MDMP" and len(data) > 1 << 20
+    assert _matches(pack, data) == []
+    assert [match.rule for match in pack.match(str(path))] == []
+
+
+def _windows_launchers() -> List[Path]:
+    found = []
+    for package in ("pip", "setuptools"):
+        spec = importlib.util.find_spec(package)
+        if spec and spec.origin:
+            found += sorted(Path(spec.origin).parent.rglob("*.exe"))
+    return found
+
+
+def test_no_rule_fires_on_windows_launcher_executables(pack):
+    executables = _windows_launchers()
+    if not executables:
+        pytest.skip("no Windows launcher executables shipped with pip/setuptools here")
+    for path in executables:
+        data = path.read_bytes()
+        assert data[:2] == b"MZ"
+        assert _matches(pack, data) == [], path.name
+
+
+# --- (d) planting ----------------------------------------------------------------------------------------
+
+
+class PlantedDump:
+    """A planted lab dump read back with the PyPI minidump package (an independent reader)."""
+
+    def __init__(self, path: Path) -> None:
+        minidumpfile = pytest.importorskip(
+            "minidump.minidumpfile", reason="needs the PyPI minidump package (0.0.24)"
+        )
+        self.file = minidumpfile.MinidumpFile.parse(str(path))
+        self.reader = self.file.get_reader()
+        self.infos = self.file.memory_info.infos
+
+    def info(self, address: int):
+        for info in self.infos:
+            if info.BaseAddress <= address < info.BaseAddress + info.RegionSize:
+                return info
+        raise KeyError(hex(address))
+
+    def read(self, address: int, length: int) -> bytes:
+        return self.reader.read(address, length)
+
+
+def _plant_and_write(tmp_path: Path, which: str, arch: str = "x64", build: int = 19045):
+    proc = build_wmiprvse(arch=arch, build=build)
+    regions_before = len(proc.regions)
+    planted = plant_yara_examples(proc, RULES_DIR, which=which)
+    assert len(proc.regions) == regions_before + len(planted)
+    path = tmp_path / f"planted-{which}-{arch}.dmp"
+    with open(path, "wb") as out:
+        write_minidump(proc, out)
+    return proc, planted, PlantedDump(path)
+
+
+def _expected_memory(scope: str) -> Dict[str, int]:
+    if scope == "unbacked-exec":
+        return {"protect": PAGE_EXECUTE_READ, "allocation_protect": PAGE_READWRITE}
+    return {"protect": PAGE_READWRITE, "allocation_protect": PAGE_READWRITE}
+
+
+def _check_records(planted, dump: PlantedDump, examples) -> None:
+    assert [(p.rule, p.example) for p in planted] == [(e.rule, e.name) for e in examples]
+    spans = sorted((p.region_base, p.region_end) for p in planted)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end < start, "two examples share or touch a region"
+    for record, example in zip(planted, examples):
+        assert record.data == example.data and record.scope == example.scope
+        assert record.start == record.region_base + EXAMPLE_OFFSET
+        assert record.end == record.start + len(example.data)
+        assert record.region_base % 0x10000 == 0 and record.region_size % PAGE_SIZE == 0
+        assert record.region_end >= record.end
+        expected = _expected_memory(record.scope)
+        assert (record.protect, record.allocation_protect, record.memory_type) == (
+            expected["protect"],
+            expected["allocation_protect"],
+            MEM_PRIVATE,
+        )
+        info = dump.info(record.start)
+        assert (info.BaseAddress, info.RegionSize, info.AllocationBase) == (
+            record.region_base,
+            record.region_size,
+            record.region_base,
+        )
+        assert info.State.value == MEM_COMMIT
+        assert info.Type.value == MEM_PRIVATE
+        assert info.Protect.value == expected["protect"]
+        assert info.AllocationProtect == expected["allocation_protect"]
+        assert dump.read(record.start, len(example.data)) == example.data
+        assert dump.read(record.region_base, EXAMPLE_OFFSET) == bytes(EXAMPLE_OFFSET)
+        assert dump.read(record.end, record.region_end - record.end) == bytes(record.region_end - record.end)
+
+
+def test_planted_positive_examples_sit_where_the_records_say(tmp_path, pack):
+    proc, planted, dump = _plant_and_write(tmp_path, "positive")
+    _check_records(planted, dump, POSITIVES)
+    assert {p.scope for p in planted} == {"non-image", "unbacked-exec", "any"}
+    for record in planted:
+        region = dump.read(record.region_base, record.region_size)
+        assert record.rule in _matches(pack, region), f"{record.rule}:{record.example}"
+
+
+def test_planted_near_miss_examples_stay_silent_region_by_region(tmp_path, pack):
+    proc, planted, dump = _plant_and_write(tmp_path, "near_miss", arch="x86", build=22631)
+    _check_records(planted, dump, NEAR_MISSES)
+    for record in planted:
+        assert _matches(pack, dump.read(record.region_base, record.region_size)) == []
+
+
+def test_planting_only_named_rules_is_deterministic():
+    only = ["WMI_IWbemServices_Vtable_Calls_x64", "WMI_Named_Pipe_wmi_ctl"]
+    first = plant_yara_examples(build_wmiprvse(), RULES_DIR, only=only)
+    second = plant_yara_examples(build_wmiprvse(), RULES_DIR, only=only)
+    assert [p.to_dict() for p in first] == [p.to_dict() for p in second]
+    assert {p.rule for p in first} == set(only)
+    exec_records = [p for p in first if p.rule == "WMI_IWbemServices_Vtable_Calls_x64"]
+    pipe_records = [p for p in first if p.rule == "WMI_Named_Pipe_wmi_ctl"]
+    assert exec_records and all(p.to_dict()["protect"] == "0x20" for p in exec_records)
+    assert pipe_records and all(p.to_dict()["protect"] == "0x4" for p in pipe_records)
+    with pytest.raises(KeyError):
+        plant_yara_examples(build_wmiprvse(), RULES_DIR, only=["No_Such_Rule"])
+    with pytest.raises(ValueError):
+        plant_yara_examples(build_wmiprvse(), RULES_DIR, which="both")
