@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, FrozenSet, List, Optional, Tuple
 
-from ..minidump import constants
+from ..minidump.model import RegionProperties
 
 
 @dataclass(frozen=True)
-class RegionFact:
+class RegionFact(RegionProperties):
     """A run of pages with one state, protection and type (a MemoryInfoList entry or a VAD part)."""
 
     base: int
@@ -23,34 +23,6 @@ class RegionFact:
     allocation_base: int
     allocation_protect: int
     type: int
-
-    @property
-    def end(self) -> int:
-        return self.base + self.size
-
-    @property
-    def is_committed(self) -> bool:
-        return self.state == constants.MEM_COMMIT
-
-    @property
-    def is_executable(self) -> bool:
-        return self.is_committed and constants.is_executable(self.protect)
-
-    @property
-    def is_image(self) -> bool:
-        return self.type == constants.MEM_IMAGE
-
-    @property
-    def protect_name(self) -> str:
-        return constants.protection_name(self.protect)
-
-    @property
-    def allocation_protect_name(self) -> str:
-        return constants.protection_name(self.allocation_protect)
-
-    @property
-    def type_name(self) -> str:
-        return constants.type_name(self.type)
 
 
 @dataclass(frozen=True)

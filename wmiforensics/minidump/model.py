@@ -185,16 +185,14 @@ class Thread:
         return filetime_to_datetime(self.create_time or 0)
 
 
-@dataclass(frozen=True)
-class MemoryInfo:
-    """One MINIDUMP_MEMORY_INFO entry: the only source of current protection and region type."""
+class RegionProperties:
+    """Derived views of a region's state, protection and type, shared by every region record."""
 
     base: int
-    allocation_base: int
-    allocation_protect: int
     size: int
     state: int
     protect: int
+    allocation_protect: int
     type: int
 
     @property
@@ -204,6 +202,14 @@ class MemoryInfo:
     @property
     def is_committed(self) -> bool:
         return self.state == constants.MEM_COMMIT
+
+    @property
+    def is_executable(self) -> bool:
+        return self.is_committed and constants.is_executable(self.protect)
+
+    @property
+    def is_image(self) -> bool:
+        return self.type == constants.MEM_IMAGE
 
     @property
     def state_name(self) -> str:
@@ -220,6 +226,19 @@ class MemoryInfo:
     @property
     def allocation_protect_name(self) -> str:
         return constants.protection_name(self.allocation_protect)
+
+
+@dataclass(frozen=True)
+class MemoryInfo(RegionProperties):
+    """One MINIDUMP_MEMORY_INFO entry: the only source of current protection and region type."""
+
+    base: int
+    allocation_base: int
+    allocation_protect: int
+    size: int
+    state: int
+    protect: int
+    type: int
 
 
 @dataclass(frozen=True)

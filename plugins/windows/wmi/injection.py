@@ -1,18 +1,18 @@
 """wmi.injection: memory of a WMI process that holds code the loader did not put there."""
 
 import logging
-from typing import List
 
 from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
 from wmiforensics.engine import AllowList, Severity, analyse
-from wmiforensics.vol import common, injection, inputs
+from wmiforensics.vol import common, injection
+from wmiforensics.vol.plugin_base import AnyInput
 
 vollog = logging.getLogger(__name__)
 
 
-class WmiInjection(interfaces.plugins.PluginInterface):
+class WmiInjection(AnyInput, interfaces.plugins.PluginInterface):
     """Finds injected PE images, shellcode, masquerading or unlisted modules, unbacked threads and
     patched ETW functions in a process minidump or a full memory image, with evidence for each."""
 
@@ -21,10 +21,9 @@ class WmiInjection(interfaces.plugins.PluginInterface):
     default_names = ["WmiPrvSE.exe"]
 
     @classmethod
-    def get_requirements(cls) -> List[interfaces.configuration.RequirementInterface]:
+    def get_requirements(cls):
         return [
-            inputs.kernel_requirement(),
-            *inputs.selection_requirements(cls.default_names),
+            *cls.input_requirements(),
             requirements.ChoiceRequirement(
                 name="min_severity",
                 description="Hide findings below this severity",
@@ -45,24 +44,10 @@ class WmiInjection(interfaces.plugins.PluginInterface):
             ),
         ]
 
-    @classmethod
-    def unsatisfied(cls, context, config_path):
-        return inputs.accept_any_input(super().unsatisfied(context, config_path), config_path)
-
     def _generator(self):
         allow_list = AllowList.load(self.config["allow_list"]) if self.config.get("allow_list") else None
         min_severity = Severity.parse(self.config.get("min_severity") or "low")
-        source = inputs.resolve_input(self.context, self.config_path)
-        if hasattr(source, "warnings"):
-            common.report_warnings(source)
-        open_file = self.open if self.config.get("dump") else None
-        for facts in inputs.facts_for(
-            self.context,
-            source,
-            pids=self.config.get("pid"),
-            names=self.config.get("name"),
-            default_names=self.default_names,
-        ):
+        for facts in self.process_facts():
             analysis = analyse(facts, min_severity=min_severity, allow_list=allow_list)
             for note in analysis.notes:
                 vollog.warning(f"{facts.name} ({facts.pid}): {note}")
@@ -72,7 +57,7 @@ class WmiInjection(interfaces.plugins.PluginInterface):
                     f"{facts.name} ({facts.pid}): {hidden} and {analysis.allowed} matched by the allow-list "
                     "are not shown"
                 )
-            yield from injection.rows(analysis.findings, facts, open_file)
+            yield from injection.rows(analysis.findings, facts, self.file_opener())
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(injection.INJECTION_COLUMNS, common.guarded(self._generator()))

@@ -1,0 +1,85 @@
+"""Mixins that give the thin plugin classes their shared behaviour.
+
+They do not subclass ``PluginInterface`` themselves: Volatility lists every subclass of it as a
+plugin, so each concrete plugin combines one of these with ``PluginInterface``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar, Iterator, List, Optional
+
+from volatility3.framework import renderers
+from volatility3.framework.configuration import requirements
+
+from ..engine.facts import ProcessFacts
+from ..minidump.reader import Minidump
+from . import common, inputs
+
+
+class MinidumpTable:
+    """A minidump-only listing: one layer requirement, ``columns`` and a ``rows(dump)`` method."""
+
+    columns: ClassVar[list]
+
+    @classmethod
+    def options(cls) -> list:
+        """Plugin-specific requirements, as data."""
+        return []
+
+    @classmethod
+    def get_requirements(cls) -> list:
+        layer = requirements.TranslationLayerRequirement(
+            name="primary", description="Memory layer of the process minidump"
+        )
+        return [layer, *cls.options()]
+
+    def rows(self, dump: Minidump) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def _generator(self):
+        dump = common.locate_minidump(self.context, self.config["primary"])
+        common.report_warnings(dump)
+        yield from self.rows(dump)
+
+    def run(self) -> renderers.TreeGrid:
+        return renderers.TreeGrid(self.columns, common.guarded(self._generator()))
+
+
+class AnyInput:
+    """A plugin that reads a process minidump or the processes of a full memory image."""
+
+    #: Processes examined on full images when neither --pid nor --name is given.
+    default_names: ClassVar[List[str]] = []
+    #: Extra default processes chosen by a predicate (e.g. the Winmgmt svchost).
+    default_predicate: ClassVar[Optional[Callable]] = None
+    select_all: ClassVar[bool] = False
+
+    @classmethod
+    def input_requirements(cls, described_defaults: Optional[List[str]] = None) -> list:
+        return [
+            inputs.kernel_requirement(),
+            *inputs.selection_requirements(described_defaults or cls.default_names, with_all=cls.select_all),
+        ]
+
+    @classmethod
+    def unsatisfied(cls, context, config_path):
+        return inputs.accept_any_input(super().unsatisfied(context, config_path), config_path)
+
+    def process_facts(self) -> Iterator[ProcessFacts]:
+        source = inputs.resolve_input(self.context, self.config_path)
+        if isinstance(source, Minidump):
+            common.report_warnings(source)
+        predicate = type(self).default_predicate
+        yield from inputs.facts_for(
+            self.context,
+            source,
+            pids=self.config.get("pid"),
+            names=self.config.get("name"),
+            default_names=self.default_names,
+            every_process=bool(self.config.get("all")),
+            extra=predicate,
+        )
+
+    def file_opener(self):
+        """The plugin's file handler when --dump is set, else None."""
+        return self.open if self.config.get("dump") else None
