@@ -12,6 +12,7 @@ from volatility3.framework import renderers
 from volatility3.framework.configuration import requirements
 
 from ..engine.facts import ProcessFacts
+from ..errors import InputError
 from ..minidump.reader import Minidump
 from . import common, inputs
 
@@ -83,3 +84,24 @@ class AnyInput:
     def file_opener(self):
         """The plugin's file handler when --dump is set, else None."""
         return self.open if self.config.get("dump") else None
+
+
+class KernelOnly:
+    """A plugin that needs a full memory image's kernel (ETW state lives only there)."""
+
+    @classmethod
+    def input_requirements(cls) -> list:
+        return [inputs.kernel_requirement()]
+
+    @classmethod
+    def unsatisfied(cls, context, config_path):
+        return inputs.accept_any_input(super().unsatisfied(context, config_path), config_path)
+
+    def kernel_module_name(self) -> str:
+        source = inputs.resolve_input(self.context, self.config_path)
+        if isinstance(source, Minidump):
+            raise InputError(
+                f"{source.name}: a process minidump holds no kernel memory; ETW sessions and providers "
+                "are read from a full memory image"
+            )
+        return source.view.module_name

@@ -1,0 +1,437 @@
+"""Read the kernel's ETW state through a Volatility kernel module, on every build from 7 to 11.
+
+Paths (offsets always from the ISF):
+
+- Windows 10 1607+: ``nt!EtwpHostSiloState`` points to the host ``_ETW_SILODRIVERSTATE`` (also
+  ``nt!PspHostSiloGlobals.EtwSiloState``). Server silos are the jobs on ``nt!PspJobList`` whose
+  ``ServerSiloGlobals`` is set; each has its own ``_ESERVERSILO_GLOBALS.EtwSiloState``.
+- Logger slots: the inline ``WmipLoggerContext[64]`` member (1607), else ``EtwpLoggerContext`` ->
+  ``MaxLoggers`` pointers (1709+); on Windows 7/8.1 the global ``nt!WmipLoggerContext``. A free
+  slot holds 1 and is never dereferenced.
+- Providers: ``EtwpGuidHashTable[64]`` buckets (member, or the 7/8.1 global) with ``ListHead[3]``
+  (trace, notification, group GUIDs) of ``_ETW_GUID_ENTRY``; registrations on ``RegListHead``.
+
+Every count is bounded and every pointer is checked before it is followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from volatility3.framework import constants as vol_constants
+from volatility3.framework import exceptions, interfaces
+from volatility3.framework.objects import utility
+
+from ..errors import InputError
+from . import knowledge
+
+FREE_SLOT = 1
+MAX_LOGGERS_READ = 4096
+MAX_LIST_ENTRIES = 4096
+MAX_JOBS = 65_536
+HASH_BUCKETS = 64
+
+
+@dataclass
+class Logger:
+    slot: int
+    slot_value: int
+    address: int
+    fields: Dict[str, object] = field(default_factory=dict)
+    problem: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return str(self.fields.get("LoggerName") or "")
+
+
+@dataclass
+class Registration:
+    address: int
+    owner: str
+    kernel: bool
+
+
+@dataclass
+class Provider:
+    guid: str
+    guid_entry: int
+    bucket: int
+    list_name: str
+    registrations: List[Registration]
+    provider_enable: Dict[str, int]
+    enabled_by: List[int]
+
+    @property
+    def name(self) -> str:
+        return knowledge.provider_name(self.guid)
+
+    @property
+    def is_enabled(self) -> bool:
+        return bool(self.provider_enable.get("IsEnabled"))
+
+
+@dataclass
+class SiloEtw:
+    """One ``_ETW_SILODRIVERSTATE`` (or, on Windows 7/8.1, the globals that play its part)."""
+
+    label: str
+    address: Optional[int]
+    fields: List[Tuple[int, str, str, object]]
+    max_loggers: Optional[int]
+    slots_source: str
+    loggers: List[Logger]
+    providers: List[Provider]
+    notes: List[str] = field(default_factory=list)
+
+
+class EtwReader:
+    def __init__(self, context: interfaces.context.ContextInterface, kernel_module_name: str) -> None:
+        self.context = context
+        self.kernel = context.modules[kernel_module_name]
+        self.table = self.kernel.symbol_table_name
+        self.layer = context.layers[self.kernel.layer_name]
+        self.pointer_size = self.kernel.get_type("pointer").size
+        self.kernel_floor = 0xFFFF800000000000 if self.pointer_size == 8 else 0x80000000
+        self._image_range: Optional[Tuple[int, int]] = None
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def has_symbol(self, name: str) -> bool:
+        return self.kernel.has_symbol(name)
+
+    def has_type(self, name: str) -> bool:
+        return self.kernel.has_type(name)
+
+    def symbol_address(self, name: str) -> int:
+        return self.kernel.offset + self.kernel.get_symbol(name).address
+
+    def read_pointer(self, address: int) -> Optional[int]:
+        try:
+            return int.from_bytes(self.layer.read(address, self.pointer_size), "little")
+        except exceptions.InvalidAddressException:
+            return None
+
+    def is_kernel_address(self, value: int) -> bool:
+        return value >= self.kernel_floor and value < (1 << (8 * self.pointer_size))
+
+    def readable(self, address: int, length: int = 1) -> bool:
+        return self.layer.is_valid(address, length)
+
+    def object(self, type_name: str, address: int):
+        return self.kernel.object(object_type=type_name, offset=address, absolute=True)
+
+    def member_offset(self, type_name: str, member: str) -> Optional[int]:
+        with contextlib.suppress(KeyError, exceptions.SymbolError, AttributeError):
+            return self.kernel.get_type(type_name).relative_child_offset(member)
+        return None
+
+    # -- silos ------------------------------------------------------------------------------------
+
+    def require_support(self) -> None:
+        modern = self.has_type("_ETW_SILODRIVERSTATE") and (
+            self.has_symbol("EtwpHostSiloState") or self.has_symbol("PspHostSiloGlobals")
+        )
+        legacy = self.has_symbol("WmipLoggerContext") and self.has_symbol("EtwpGuidHashTable")
+        if not (modern or legacy) or not self.has_type("_WMI_LOGGER_CONTEXT"):
+            raise InputError(
+                "ETW logger and provider structures are not supported on this build: its symbol table has "
+                "neither EtwpHostSiloState/_ETW_SILODRIVERSTATE nor the WmipLoggerContext and "
+                "EtwpGuidHashTable globals"
+            )
+
+    def silos(self) -> List[SiloEtw]:
+        self.require_support()
+        if not self.has_type("_ETW_SILODRIVERSTATE"):
+            return [self._legacy_globals()]
+        found: List[SiloEtw] = []
+        host = self._host_state()
+        if host is not None:
+            found.append(self._silo("host", host))
+        for label, state in self._server_silo_states():
+            if state != host:
+                found.append(self._silo(label, state))
+        return found
+
+    def _host_state(self) -> Optional[int]:
+        candidates = []
+        if self.has_symbol("EtwpHostSiloState"):
+            candidates.append(self.read_pointer(self.symbol_address("EtwpHostSiloState")))
+        if self.has_symbol("PspHostSiloGlobals"):
+            offset = self.member_offset("_ESERVERSILO_GLOBALS", "EtwSiloState")
+            if offset is not None:
+                candidates.append(self.read_pointer(self.symbol_address("PspHostSiloGlobals") + offset))
+        for value in candidates:
+            if value and self.is_kernel_address(value) and self.readable(value):
+                return value
+        if self.has_symbol("EtwpHostSiloState"):
+            return self.symbol_address("EtwpHostSiloState")  # a build that keeps the state itself there
+        return None
+
+    def _server_silo_states(self) -> Iterator[Tuple[str, int]]:
+        if not self.has_symbol("PspJobList") or not self.has_type("_EJOB"):
+            return
+        links = self.member_offset("_EJOB", "JobLinks")
+        globals_offset = self.member_offset("_EJOB", "ServerSiloGlobals")
+        state_offset = self.member_offset("_ESERVERSILO_GLOBALS", "EtwSiloState")
+        if None in (links, globals_offset, state_offset):
+            return
+        for job in self._walk_list(self.symbol_address("PspJobList"), links, MAX_JOBS):
+            globals_address = self.read_pointer(job + globals_offset)
+            if not globals_address or not self.is_kernel_address(globals_address):
+                continue
+            state = self.read_pointer(globals_address + state_offset)
+            if state and self.is_kernel_address(state) and self.readable(state):
+                yield f"server silo (job 0x{job:x})", state
+
+    def _walk_list(self, head: int, link_offset: int, limit: int) -> Iterator[int]:
+        """Containing-record addresses of a LIST_ENTRY chain, with loop and length bounds."""
+        seen = {head}
+        cursor = self.read_pointer(head)
+        while cursor and cursor not in seen and len(seen) <= limit:
+            seen.add(cursor)
+            if not self.is_kernel_address(cursor):
+                return
+            yield cursor - link_offset
+            cursor = self.read_pointer(cursor)
+
+    def _silo(self, label: str, address: int) -> SiloEtw:
+        state = self.object("_ETW_SILODRIVERSTATE", address)
+        fields = list(self._scalar_fields(state))
+        max_loggers = None
+        with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
+            if state.has_member("MaxLoggers"):
+                max_loggers = int(state.MaxLoggers)
+        notes: List[str] = []
+        if state.has_member("WmipLoggerContext"):
+            base = address + state.vol.members["WmipLoggerContext"][0]
+            count = state.WmipLoggerContext.vol.count
+            source = f"inline WmipLoggerContext[{count}]"
+        elif state.has_member("EtwpLoggerContext"):
+            base = self.read_pointer(address + state.vol.members["EtwpLoggerContext"][0]) or 0
+            count = max_loggers if max_loggers is not None else 64
+            source = f"EtwpLoggerContext -> {count} slots"
+            if not (0 < count <= MAX_LOGGERS_READ):
+                notes.append(f"MaxLoggers {count} is out of range; 64 slots are read")
+                count = 64
+            if not base or not self.is_kernel_address(base):
+                notes.append(f"EtwpLoggerContext 0x{base:x} is not a kernel address; no slot is read")
+                count = 0
+        else:
+            base, count, source = 0, 0, "no logger slots in this layout"
+        hash_offset = (
+            state.vol.members["EtwpGuidHashTable"][0] if state.has_member("EtwpGuidHashTable") else None
+        )
+        providers = (
+            self._providers(address + hash_offset, self.kernel.get_type("_ETW_HASH_BUCKET").size)
+            if (hash_offset is not None and self.has_type("_ETW_HASH_BUCKET"))
+            else []
+        )
+        return SiloEtw(
+            label, address, fields, max_loggers, source, self._loggers(base, count), providers, notes
+        )
+
+    def _legacy_globals(self) -> SiloEtw:
+        """Windows 7/8.1: untyped globals (64 slot pointers; 64 buckets of three list heads + a lock)."""
+        slots = self.symbol_address("WmipLoggerContext")
+        list_entry = self.kernel.get_type("_LIST_ENTRY").size
+        stride = 3 * list_entry + self.pointer_size
+        providers = self._providers(self.symbol_address("EtwpGuidHashTable"), stride)
+        return SiloEtw(
+            "host (global state)",
+            None,
+            [],
+            None,
+            "global WmipLoggerContext[64]",
+            self._loggers(slots, 64),
+            providers,
+        )
+
+    def _scalar_fields(self, obj) -> Iterator[Tuple[int, str, str, object]]:
+        """(offset, member, type, value) for every member a ``dt`` would print as one value."""
+        for name, (offset, template) in sorted(obj.vol.members.items(), key=lambda item: item[1][0]):
+            type_name = (
+                template.vol.get("type_name", "") or template.vol.get("object_class", "").__class__.__name__
+            )
+            with contextlib.suppress(
+                exceptions.InvalidAddressException, AttributeError, TypeError, ValueError
+            ):
+                member = getattr(obj, name)
+                value = _render(member)
+                if value is not None:
+                    yield offset, name, str(type_name).split(vol_constants.BANG)[-1], value
+
+    # -- loggers ----------------------------------------------------------------------------------
+
+    def _loggers(self, base: int, count: int) -> List[Logger]:
+        loggers: List[Logger] = []
+        for slot in range(count):
+            value = self.read_pointer(base + slot * self.pointer_size)
+            if value is None or value == 0 or value & FREE_SLOT:
+                continue
+            logger = Logger(slot, value, value)
+            if not self.is_kernel_address(value):
+                logger.problem = "not a kernel address"
+            elif not self.readable(value, 8):
+                logger.problem = "unreadable"
+            else:
+                logger.fields = self._logger_fields(value)
+            loggers.append(logger)
+        return loggers
+
+    def _logger_fields(self, address: int) -> Dict[str, object]:
+        context = self.object("_WMI_LOGGER_CONTEXT", address)
+        fields: Dict[str, object] = {}
+        for name in ("GetCpuClock", "LoggerThread"):
+            # Raw reads: Volatility masks pointer values to the layer's address width.
+            offset = self.member_offset("_WMI_LOGGER_CONTEXT", name)
+            if offset is not None:
+                value = self.read_pointer(address + offset)
+                if value is not None:
+                    fields[name] = value
+        for name in (
+            "LoggerId",
+            "LoggerMode",
+            "BufferSize",
+            "MinimumBuffers",
+            "MaximumBuffers",
+            "NumberOfBuffers",
+            "BuffersAvailable",
+            "EventsLost",
+            "BuffersWritten",
+            "ClockType",
+            "MaximumFileSize",
+            "FlushTimer",
+        ):
+            with contextlib.suppress(AttributeError, exceptions.InvalidAddressException, TypeError):
+                if context.has_member(name):
+                    fields[name] = int(getattr(context, name))
+        for name in ("LoggerName", "LogFileName"):
+            with contextlib.suppress(AttributeError, exceptions.InvalidAddressException, TypeError):
+                if context.has_member(name):
+                    text = getattr(context, name).get_string()
+                    fields[name] = str(text) if isinstance(text, str) else ""
+        with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
+            if context.has_member("InstanceGuid"):
+                fields["InstanceGuid"] = _guid_text(self.layer.read(context.InstanceGuid.vol.offset, 16))
+        with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
+            if context.has_member("StartTime"):
+                fields["StartTime"] = int(context.StartTime.QuadPart)
+        fields["GetCpuClockIsPointer"] = self._clock_is_pointer()
+        return fields
+
+    def kernel_image_range(self) -> Tuple[int, int]:
+        """[base, end) of ntoskrnl from its PE header, else bounded by its highest symbol."""
+        if self._image_range is None:
+            from ..engine import pe
+
+            base = self.kernel.offset
+            try:
+                header = pe.parse_headers(self.layer.read(base, 0x1000), base)
+            except exceptions.InvalidAddressException:
+                header = None
+            if header:
+                self._image_range = (base, base + header.size_of_image)
+            else:
+                # No readable header (memory smear, paged out): the highest kernel symbol bounds the image.
+                table = self.context.symbol_space[self.table]
+                highest = max((table.get_symbol(name).address for name in table.symbols), default=0)
+                self._image_range = (base, base + ((highest + 0x2000) & ~0xFFF))
+        return self._image_range
+
+    def in_kernel_image(self, address: int) -> bool:
+        base, end = self.kernel_image_range()
+        return base <= address < end
+
+    def _clock_is_pointer(self) -> bool:
+        with contextlib.suppress(KeyError, AttributeError):
+            template = self.kernel.get_type("_WMI_LOGGER_CONTEXT").vol.members["GetCpuClock"][1]
+            return "pointer" in str(template.vol.get("object_class", "")).lower() or (
+                "pointer" in str(template.vol.get("type_name", "")).lower()
+            )
+        return False
+
+    # -- providers --------------------------------------------------------------------------------
+
+    def _providers(self, table: int, stride: int) -> List[Provider]:
+        list_entry = self.kernel.get_type("_LIST_ENTRY").size
+        links = self.member_offset("_ETW_GUID_ENTRY", "GuidList") or 0
+        providers: List[Provider] = []
+        for bucket in range(HASH_BUCKETS):
+            for list_index, list_name in enumerate(knowledge.GUID_LISTS):
+                head = table + bucket * stride + list_index * list_entry
+                for entry in self._walk_list(head, links, MAX_LIST_ENTRIES):
+                    provider = self._provider(entry, bucket, list_name)
+                    if provider is not None:
+                        providers.append(provider)
+        return providers
+
+    def _provider(self, address: int, bucket: int, list_name: str) -> Optional[Provider]:
+        try:
+            entry = self.object("_ETW_GUID_ENTRY", address)
+            guid = _guid_text(self.layer.read(entry.Guid.vol.offset, 16))
+            enable = _enable_info(entry.ProviderEnableInfo)
+            enabled_by = []
+            for info in entry.EnableInfo:
+                with contextlib.suppress(exceptions.InvalidAddressException):
+                    if int(info.IsEnabled):
+                        enabled_by.append(int(info.LoggerId))
+        except exceptions.InvalidAddressException:
+            return None
+        return Provider(guid, address, bucket, list_name, self._registrations(entry), enable, enabled_by)
+
+    def _registrations(self, entry) -> List[Registration]:
+        found: List[Registration] = []
+        head = entry.RegListHead.vol.offset
+        links = self.member_offset("_ETW_REG_ENTRY", "RegList") or 0
+        for address in self._walk_list(head, links, MAX_LIST_ENTRIES):
+            owner, kernel = "kernel", True
+            with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+                reg = self.object("_ETW_REG_ENTRY", address)
+                process = int(reg.Process) if reg.has_member("Process") else 0
+                flags = int(reg.Flags) if reg.has_member("Flags") else 0
+                user = bool(flags & 0x2) or (process and not flags & 0x1)
+                if user and process and self.is_kernel_address(process):
+                    eprocess = self.object("_EPROCESS", process)
+                    name = utility.array_to_string(eprocess.ImageFileName)
+                    owner, kernel = f"{name} ({int(eprocess.UniqueProcessId)})", False
+            found.append(Registration(address, owner, kernel))
+        return found
+
+
+def _enable_info(info) -> Dict[str, int]:
+    values = {}
+    for name in ("IsEnabled", "Level", "LoggerId", "EnableProperty", "MatchAnyKeyword", "MatchAllKeyword"):
+        with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
+            values[name] = int(getattr(info, name))
+    return values
+
+
+def _guid_text(raw: bytes) -> str:
+    if len(raw) < 16:
+        return "?"
+    data1 = int.from_bytes(raw[0:4], "little")
+    data2 = int.from_bytes(raw[4:6], "little")
+    data3 = int.from_bytes(raw[6:8], "little")
+    return f"{data1:08X}-{data2:04X}-{data3:04X}-{raw[8:10].hex().upper()}-{raw[10:16].hex().upper()}"
+
+
+def _render(member) -> Optional[object]:
+    """A member's value as a ``dt`` line shows it, or None for aggregates that need their own walk."""
+    class_name = type(member).__name__
+    if class_name in ("Pointer",):
+        return f"0x{int(member):x}"
+    if class_name in ("Integer", "BitField", "Enumeration", "Boolean", "Char"):
+        return int(member)
+    if member.vol.type_name.endswith("_GUID"):
+        return (
+            "{" + _guid_text(member._context.layers.read(member.vol.layer_name, member.vol.offset, 16)) + "}"
+        )
+    if member.vol.type_name.endswith("_LARGE_INTEGER"):
+        return int(member.QuadPart)
+    if class_name == "Array" and member.vol.count <= 16:
+        with contextlib.suppress(TypeError, ValueError):
+            return ", ".join(str(int(item)) for item in member)
+    return None

@@ -1,0 +1,179 @@
+"""Rows for the ETW plugins: ``wmi.etwsilos``, ``wmi.etwloggers``, ``wmi.etwproviders``, ``wmi.etwtamper``."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Iterator, List
+
+from volatility3.framework import renderers
+from volatility3.framework.renderers import format_hints
+
+from ..engine.findings import Finding
+from ..etw import knowledge
+from ..etw.reader import SiloEtw
+from ..minidump.model import filetime_to_datetime
+
+SILO_COLUMNS = [
+    ("Silo", str),
+    ("StateAddress", format_hints.Hex),
+    ("Offset", format_hints.Hex),
+    ("Field", str),
+    ("Type", str),
+    ("Value", str),
+]
+
+
+def _hex_or_na(value):
+    return format_hints.Hex(value) if isinstance(value, int) else renderers.NotAvailableValue()
+
+
+def silo_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
+    for silo in silos:
+        address = _hex_or_na(silo.address)
+        yield (0, (silo.label, address, format_hints.Hex(0), "(logger slots)", "-", silo.slots_source))
+        if silo.max_loggers is None and silo.address is not None:
+            yield (
+                0,
+                (silo.label, address, format_hints.Hex(0), "MaxLoggers", "-", "64 (fixed on this build)"),
+            )
+        for offset, name, type_name, value in silo.fields:
+            text = f"0x{value:x}" if isinstance(value, int) and value > 0xFFFF else str(value)
+            yield (0, (silo.label, address, format_hints.Hex(offset), name, type_name, text))
+        for note in silo.notes:
+            yield (0, (silo.label, address, format_hints.Hex(0), "(warning)", "-", note))
+
+
+LOGGER_COLUMNS = [
+    ("Silo", str),
+    ("Slot", int),
+    ("Address", format_hints.Hex),
+    ("LoggerId", int),
+    ("Name", str),
+    ("LogFile", str),
+    ("InstanceGuid", str),
+    ("LoggerMode", format_hints.Hex),
+    ("ModeFlags", str),
+    ("BufferSize", int),
+    ("MinimumBuffers", int),
+    ("MaximumBuffers", int),
+    ("NumberOfBuffers", int),
+    ("EventsLost", int),
+    ("LoggerThread", format_hints.Hex),
+    ("Clock", str),
+    ("StartTime", datetime.datetime),
+    ("Problem", str),
+]
+
+
+def _int(fields, name):
+    value = fields.get(name)
+    return value if isinstance(value, int) else renderers.NotAvailableValue()
+
+
+def _clock(fields) -> str:
+    parts = []
+    if "ClockType" in fields:
+        parts.append(knowledge.CLOCK_TYPES.get(fields["ClockType"], f"type {fields['ClockType']}"))
+    if "GetCpuClock" in fields:
+        kind = "routine" if fields.get("GetCpuClockIsPointer") else "index"
+        parts.append(f"GetCpuClock {kind} 0x{fields['GetCpuClock']:x}")
+    return ", ".join(parts) or "-"
+
+
+def logger_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
+    for silo in silos:
+        for logger in silo.loggers:
+            fields = logger.fields
+            mode = fields.get("LoggerMode")
+            start = filetime_to_datetime(fields.get("StartTime", 0) or 0)
+            yield (
+                0,
+                (
+                    silo.label,
+                    logger.slot,
+                    format_hints.Hex(logger.address),
+                    _int(fields, "LoggerId"),
+                    str(fields.get("LoggerName", "")) or "-",
+                    str(fields.get("LogFileName", "")) or "-",
+                    str(fields.get("InstanceGuid", "-")),
+                    _hex_or_na(mode),
+                    knowledge.logger_mode_names(mode) if isinstance(mode, int) else "-",
+                    _int(fields, "BufferSize"),
+                    _int(fields, "MinimumBuffers"),
+                    _int(fields, "MaximumBuffers"),
+                    _int(fields, "NumberOfBuffers"),
+                    _int(fields, "EventsLost"),
+                    _hex_or_na(fields.get("LoggerThread")),
+                    _clock(fields),
+                    start if start else renderers.NotAvailableValue(),
+                    logger.problem or "-",
+                ),
+            )
+
+
+PROVIDER_COLUMNS = [
+    ("Silo", str),
+    ("Bucket", int),
+    ("List", str),
+    ("GuidEntry", format_hints.Hex),
+    ("Guid", str),
+    ("Name", str),
+    ("Registrations", int),
+    ("RegisteredBy", str),
+    ("Enabled", bool),
+    ("Level", int),
+    ("MatchAnyKeyword", format_hints.Hex),
+    ("EnabledBy", str),
+]
+
+
+def provider_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
+    for silo in silos:
+        names = {logger.slot: logger.name for logger in silo.loggers}
+        for provider in silo.providers:
+            enable = provider.provider_enable
+            owners = sorted({registration.owner for registration in provider.registrations})
+            yield (
+                0,
+                (
+                    silo.label,
+                    provider.bucket,
+                    provider.list_name,
+                    format_hints.Hex(provider.guid_entry),
+                    "{" + provider.guid + "}",
+                    provider.name or "-",
+                    len(provider.registrations),
+                    ", ".join(owners) or "-",
+                    provider.is_enabled,
+                    enable.get("Level", 0),
+                    format_hints.Hex(enable.get("MatchAnyKeyword", 0)),
+                    ", ".join(f"{names.get(i, '?')} ({i})" for i in provider.enabled_by) or "-",
+                ),
+            )
+
+
+TAMPER_COLUMNS = [
+    ("Kind", str),
+    ("Severity", str),
+    ("Confidence", str),
+    ("Silo", str),
+    ("Address", format_hints.Hex),
+    ("Reason", str),
+    ("Evidence", str),
+]
+
+
+def tamper_rows(findings: List[Finding]) -> Iterator[tuple]:
+    for finding in findings:
+        yield (
+            0,
+            (
+                finding.kind,
+                finding.severity.name.lower(),
+                finding.confidence.name.lower(),
+                finding.module,
+                format_hints.Hex(finding.start),
+                finding.reason,
+                "; ".join(finding.evidence) or "-",
+            ),
+        )
