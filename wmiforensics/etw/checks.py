@@ -120,11 +120,12 @@ def _max_logger_checks(silo: SiloEtw) -> Iterator[Finding]:
 def _expected_sessions(silo: SiloEtw, *, defender_expected: bool) -> Iterator[Finding]:
     """Sessions every machine runs; Defender's only from Windows 10 (the silo-era kernels) on."""
     running = {logger.name for logger in silo.loggers if not logger.problem}
+    running_folded = {name.casefold() for name in running}  # "Eventlog-Security" on some machines
     for name, why in knowledge.EXPECTED_SESSIONS.items():
         defender = name.startswith("Defender")
         if defender and not defender_expected:
             continue
-        if name not in running:
+        if name.casefold() not in running_folded:
             yield _finding(
                 "session_missing",
                 Severity.MEDIUM if defender else Severity.HIGH,
