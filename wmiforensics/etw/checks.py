@@ -111,7 +111,7 @@ def _max_logger_checks(silo: SiloEtw) -> Iterator[Finding]:
             "maxloggers_out_of_range",
             Severity.HIGH,
             silo,
-            silo.address,
+            silo.max_loggers_address,
             f"MaxLoggers is {silo.max_loggers}, outside the {low}..{high} the kernel allows",
             [f"_ETW_SILODRIVERSTATE 0x{silo.address or 0:x}"],
         )
@@ -146,12 +146,15 @@ def _provider_checks(silo: SiloEtw) -> Iterator[Finding]:
                 not enable.get("IsEnabled") and not enable.get("MatchAnyKeyword") and not enable.get("Level")
             )
             if zeroed and provider.enabled_by:
-                names = ", ".join(f"{loggers.get(i, 'logger')} ({i})" for i in provider.enabled_by)
+                names = ", ".join(
+                    f"{loggers[i]} ({i})" if i in loggers else f"LoggerId {i} (no longer running)"
+                    for i in provider.enabled_by
+                )
                 yield _finding(
                     "ti_provider_disabled",
                     Severity.CRITICAL,
                     silo,
-                    provider.guid_entry,
+                    provider.provider_enable_address,
                     "Microsoft-Windows-Threat-Intelligence is registered and still listed as enabled by "
                     f"{names}, but its ProviderEnableInfo is zeroed: the kernel stops emitting its events "
                     "(the data-only EtwThreatIntProvRegHandle attack)",

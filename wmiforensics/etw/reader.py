@@ -63,6 +63,8 @@ class Provider:
     registrations: List[Registration]
     provider_enable: Dict[str, int]
     enabled_by: List[int]
+    #: Address of ProviderEnableInfo: what a data-only attack zeroes.
+    provider_enable_address: int = 0
 
     @property
     def name(self) -> str:
@@ -85,6 +87,7 @@ class SiloEtw:
     loggers: List[Logger]
     providers: List[Provider]
     notes: List[str] = field(default_factory=list)
+    max_loggers_address: Optional[int] = None
 
 
 class EtwReader:
@@ -229,8 +232,21 @@ class EtwReader:
             if (hash_offset is not None and self.has_type("_ETW_HASH_BUCKET"))
             else []
         )
+        max_address = (
+            address + self.member_offset("_ETW_SILODRIVERSTATE", "MaxLoggers")
+            if (max_loggers is not None)
+            else None
+        )
         return SiloEtw(
-            label, address, fields, max_loggers, source, self._loggers(base, count), providers, notes
+            label,
+            address,
+            fields,
+            max_loggers,
+            source,
+            self._loggers(base, count),
+            providers,
+            notes,
+            max_address,
         )
 
     def _legacy_globals(self) -> SiloEtw:
@@ -380,17 +396,30 @@ class EtwReader:
                         enabled_by.append(int(info.LoggerId))
         except exceptions.InvalidAddressException:
             return None
-        return Provider(guid, address, bucket, list_name, self._registrations(entry), enable, enabled_by)
+        return Provider(
+            guid,
+            address,
+            bucket,
+            list_name,
+            self._registrations(address),
+            enable,
+            enabled_by,
+            address + (self.member_offset("_ETW_GUID_ENTRY", "ProviderEnableInfo") or 0),
+        )
 
-    def _registrations(self, entry) -> List[Registration]:
+    def _registrations(self, entry_address: int) -> List[Registration]:
+        """Registrations on RegListHead (computed addresses: Volatility masks object offsets)."""
         found: List[Registration] = []
-        head = entry.RegListHead.vol.offset
+        head = entry_address + (self.member_offset("_ETW_GUID_ENTRY", "RegListHead") or 0)
         links = self.member_offset("_ETW_REG_ENTRY", "RegList") or 0
         for address in self._walk_list(head, links, MAX_LIST_ENTRIES):
             owner, kernel = "kernel", True
             with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
                 reg = self.object("_ETW_REG_ENTRY", address)
-                process = int(reg.Process) if reg.has_member("Process") else 0
+                process_offset = self.member_offset("_ETW_REG_ENTRY", "Process")
+                process = (
+                    (self.read_pointer(address + process_offset) or 0) if process_offset is not None else 0
+                )
                 flags = int(reg.Flags) if reg.has_member("Flags") else 0
                 user = bool(flags & 0x2) or (process and not flags & 0x1)
                 if user and process and self.is_kernel_address(process):
