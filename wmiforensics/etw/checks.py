@@ -131,7 +131,7 @@ def _expected_sessions(silo: SiloEtw, *, defender_expected: bool) -> Iterator[Fi
                 Severity.MEDIUM if defender else Severity.HIGH,
                 silo,
                 silo.address,
-                f"the {name} trace session is not running: it {why}",
+                f"the {name} trace session is not running: {why}",
                 [f"{len(running)} sessions run in this silo: {', '.join(sorted(running)) or 'none'}"],
                 Confidence.MEDIUM if defender else Confidence.HIGH,
             )

@@ -33,12 +33,12 @@ PROVIDERS: Dict[str, str] = {
 
 #: Sessions every Windows 10/11 machine runs, and why losing each matters.
 EXPECTED_SESSIONS: Dict[str, str] = {
-    "EventLog-System": "feeds the System event log (service, driver and WMI-Activity events)",
-    "EventLog-Application": "feeds the Application event log",
-    "EventLog-Security": "feeds the Security event log (process creation, logons)",
-    "Circular Kernel Context Logger": "the always-on kernel context logger",
-    "DefenderApiLogger": "Microsoft Defender's API logger",
-    "DefenderAuditLogger": "Microsoft Defender's audit logger (Threat-Intelligence consumer)",
+    "EventLog-System": "it feeds the System event log, where service, driver and WMI-Activity events land",
+    "EventLog-Application": "it feeds the Application event log",
+    "EventLog-Security": "it feeds the Security event log: process creation, logons",
+    "Circular Kernel Context Logger": "it is the always-on kernel context logger",
+    "DefenderApiLogger": "it is Microsoft Defender's API logger",
+    "DefenderAuditLogger": "it is Microsoft Defender's audit logger, a Threat-Intelligence consumer",
 }
 
 LOGGER_MODE_FLAGS = {

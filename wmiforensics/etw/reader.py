@@ -202,7 +202,7 @@ class EtwReader:
 
     def _silo(self, label: str, address: int) -> SiloEtw:
         state = self.object("_ETW_SILODRIVERSTATE", address)
-        fields = list(self._scalar_fields(state))
+        fields = list(self._scalar_fields(state, address))
         max_loggers = None
         with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
             if state.has_member("MaxLoggers"):
@@ -265,19 +265,21 @@ class EtwReader:
             providers,
         )
 
-    def _scalar_fields(self, obj) -> Iterator[Tuple[int, str, str, object]]:
+    def _scalar_fields(self, obj, address: int) -> Iterator[Tuple[int, str, str, object]]:
         """(offset, member, type, value) for every member a ``dt`` would print as one value."""
         for name, (offset, template) in sorted(obj.vol.members.items(), key=lambda item: item[1][0]):
-            type_name = (
-                template.vol.get("type_name", "") or template.vol.get("object_class", "").__class__.__name__
-            )
+            type_name = str(template.vol.get("type_name", "")).split(vol_constants.BANG)[-1]
             with contextlib.suppress(
                 exceptions.InvalidAddressException, AttributeError, TypeError, ValueError
             ):
                 member = getattr(obj, name)
-                value = _render(member)
+                if type(member).__name__ == "Pointer":
+                    raw = self.read_pointer(address + offset)  # unmasked, as the kernel stored it
+                    value = f"0x{raw:x}" if raw is not None else None
+                else:
+                    value = _render(member)
                 if value is not None:
-                    yield offset, name, str(type_name).split(vol_constants.BANG)[-1], value
+                    yield offset, name, type_name, value
 
     # -- loggers ----------------------------------------------------------------------------------
 

@@ -147,7 +147,11 @@ def provider_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
                     provider.is_enabled,
                     enable.get("Level", 0),
                     format_hints.Hex(enable.get("MatchAnyKeyword", 0)),
-                    ", ".join(f"{names.get(i, '?')} ({i})" for i in provider.enabled_by) or "-",
+                    ", ".join(
+                        f"{names[i]} ({i})" if i in names else f"LoggerId {i} (not running)"
+                        for i in provider.enabled_by
+                    )
+                    or "-",
                 ),
             )
 
