@@ -47,6 +47,7 @@ def run_vol(
     timeout: int = 300,
     output_dir=None,
     symbols: Optional[Path] = None,
+    global_options: Optional[list] = None,
 ):
     """Run ``vol -q -p plugins [-s ISF --offline --cache-path C] -f DUMP -r R [-o DIR] PLUGIN ARGS``.
 
@@ -54,6 +55,7 @@ def run_vol(
     private cache (an offline run must never touch the shared files).
     """
     options = ["-o", str(output_dir)] if output_dir is not None else []
+    options += global_options or []
     if symbols is not None:
         options += ["-s", str(ISF_DIR), "--offline", "--cache-path", str(symbols)]
     command = [*vol_command(), "-q", "-p", str(REPO / "plugins"), "-f", str(dump), "-r", renderer, *options]

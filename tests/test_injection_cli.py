@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import pefile
@@ -12,7 +13,7 @@ import pytest
 
 from fixtures.labdump import write_minidump
 from fixtures.labdump.scenarios import build_scenario
-from tests.conftest import EXAMPLE_DUMP, run_vol, vol_json
+from tests.conftest import EXAMPLE_DUMP, REPO, run_vol, vol_command, vol_json
 from wmiforensics.engine import Confidence, Finding, Severity
 from wmiforensics.vol.injection import dump_finding
 
@@ -135,3 +136,25 @@ def test_dump_names_stay_safe_whatever_the_module_is_called(module):
         assert "/" not in name and "\\" not in name and "\x00" not in name
         assert not name.startswith(".") and ".." not in name.replace("...", "")
         assert name.startswith("pid42.module_masquerade.")
+
+
+def test_saved_configuration_reopens_the_minidump(tmp_path):
+    saved = tmp_path / "config.json"
+    first = run_vol(EXAMPLE_DUMP, "wmi.injection", global_options=["--save-config", str(saved)])
+    assert first.returncode == 0, first.stderr
+    config = json.loads(saved.read_text())
+    assert config["kernel.layer_name.class"] == "wmiforensics.minidump.layer.MinidumpLayer"
+    command = [
+        *vol_command(),
+        "-q",
+        "-p",
+        str(REPO / "plugins"),
+        "-c",
+        str(saved),
+        "-r",
+        "json",
+        "wmi.injection",
+    ]
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)

@@ -17,7 +17,12 @@ from typing import Dict, Iterator, List, Optional, Union
 
 from volatility3.framework import exceptions, interfaces
 from volatility3.framework.configuration import requirements
-from volatility3.framework.interfaces.configuration import path_join
+from volatility3.framework.interfaces.configuration import (
+    ConfigurableRequirementInterface,
+    ConstructableRequirementInterface,
+    HierarchicalDict,
+    path_join,
+)
 
 from ..backends import kernel as kernel_backend
 from ..backends.minidump import facts_from_minidump
@@ -66,6 +71,33 @@ def accept_any_input(unsatisfied: Dict[str, object], config_path: str) -> Dict[s
     return {key: value for key, value in unsatisfied.items() if not key.startswith(prefix)}
 
 
+def build_configuration(plugin) -> HierarchicalDict:
+    """``--save-config`` for plugins whose kernel requirement may be unfilled (minidumps).
+
+    Volatility's own version hands the kernel requirement's value to the module table and fails
+    when there is no kernel; here the layer under the kernel's slot is saved instead, so the saved
+    configuration reopens the same minidump.
+    """
+    result = HierarchicalDict()
+    for requirement in plugin.get_requirements():
+        value = plugin.config.get(requirement.name, None)
+        if requirement.name == KERNEL and not (isinstance(value, str) and value in plugin.context.modules):
+            layer_name = plugin.config.get(path_join(KERNEL, "layer_name"))
+            if layer_name in plugin.context.layers:
+                result[path_join(KERNEL, "layer_name")] = layer_name
+                result.splice(
+                    path_join(KERNEL, "layer_name"), plugin.context.layers[layer_name].build_configuration()
+                )
+            continue
+        if value is not None and not isinstance(requirement, ConstructableRequirementInterface):
+            result[requirement.name] = value
+        if isinstance(requirement, ConfigurableRequirementInterface) and value is not None:
+            result.splice(
+                requirement.name, requirement.build_configuration(plugin.context, plugin.config_path, value)
+            )
+    return result
+
+
 @dataclass
 class KernelInput:
     view: kernel_backend.KernelView
@@ -74,8 +106,11 @@ class KernelInput:
 Input = Union[Minidump, KernelInput]
 
 
-def _location(context) -> Optional[str]:
-    location = context.config.get("automagic.LayerStacker.single_location")
+def _location(context, config_path: str) -> Optional[str]:
+    """The input file: from -f, or from a configuration saved by --save-config."""
+    location = context.config.get("automagic.LayerStacker.single_location") or context.config.get(
+        path_join(config_path, KERNEL, "layer_name", "base_layer", "location")
+    )
     if not location:
         return None
     if str(location).startswith("file:"):
@@ -98,7 +133,7 @@ def resolve_input(context: interfaces.context.ContextInterface, config_path: str
         if isinstance(module_name, str) and module_name in context.modules:
             return KernelInput(kernel_backend.KernelView(context, module_name))
         raise InputError(_missing_symbols_message(context, layer))
-    return _diagnose_file(_location(context))
+    return _diagnose_file(_location(context, config_path))
 
 
 def _diagnose_file(location: Optional[str]) -> Minidump:

@@ -66,6 +66,9 @@ class AnyInput:
     def unsatisfied(cls, context, config_path):
         return inputs.accept_any_input(super().unsatisfied(context, config_path), config_path)
 
+    def build_configuration(self):
+        return inputs.build_configuration(self)
+
     def process_facts(self) -> Iterator[ProcessFacts]:
         source = inputs.resolve_input(self.context, self.config_path)
         if isinstance(source, Minidump):
@@ -96,6 +99,9 @@ class KernelOnly:
     @classmethod
     def unsatisfied(cls, context, config_path):
         return inputs.accept_any_input(super().unsatisfied(context, config_path), config_path)
+
+    def build_configuration(self):
+        return inputs.build_configuration(self)
 
     def kernel_module_name(self) -> str:
         source = inputs.resolve_input(self.context, self.config_path)
