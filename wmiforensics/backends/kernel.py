@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ntpath
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -21,7 +20,6 @@ from volatility3.framework import exceptions, interfaces
 from volatility3.framework.objects import utility
 
 from ..engine.facts import (
-    HandleFact,
     ModuleFact,
     PageChange,
     ParentFact,
@@ -465,12 +463,4 @@ def inventory(processes: List) -> str:
     return ", ".join(items) + more
 
 
-__all__ = [
-    "KernelView",
-    "facts_from_process",
-    "inventory",
-    "list_processes",
-    "ntpath",
-    "select",
-    "HandleFact",
-]
+__all__ = ["KernelView", "facts_from_process", "hosts_winmgmt", "inventory", "list_processes", "select"]

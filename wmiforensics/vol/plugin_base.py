@@ -111,3 +111,25 @@ class KernelOnly:
                 "are read from a full memory image"
             )
         return source.view.module_name
+
+
+class EtwTable(KernelOnly):
+    """An ETW listing: ``columns`` and ``rows(reader, silos)`` over the kernel's ETW state."""
+
+    columns: ClassVar[list]
+
+    @classmethod
+    def get_requirements(cls) -> list:
+        return cls.input_requirements()
+
+    def rows(self, reader, silos) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def _generator(self):
+        from ..etw.reader import EtwReader
+
+        reader = EtwReader(self.context, self.kernel_module_name())
+        yield from self.rows(reader, reader.silos())
+
+    def run(self) -> renderers.TreeGrid:
+        return renderers.TreeGrid(self.columns, common.guarded(self._generator()))
