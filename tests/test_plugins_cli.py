@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from tests.conftest import real_dump, run_vol, vol_json
+from tests.conftest import EXAMPLE_DUMP, real_dump, run_vol, vol_json
 from wmiforensics.minidump import Minidump
 
 PLUGINS = ["wmi.dumpinfo", "wmi.regions", "wmi.modules", "wmi.threads", "wmi.handles"]
@@ -91,3 +91,48 @@ def test_exception_reports_the_faulting_context_ip():
         assert dump.exception.context_ip == 0x40429E
         faulting = next(t for t in dump.threads if t.thread_id == 3060)
         assert faulting.instruction_pointer == 0x7C90EB94  # the handler's state when the dump was written
+
+
+def test_lab_dump_listings():
+    modules = vol_json(EXAMPLE_DUMP, "wmi.modules")
+    with Minidump.open(EXAMPLE_DUMP) as dump:
+        assert [row["Name"] for row in modules if not row["Loaded"]] == [
+            m.name for m in dump.unloaded_modules
+        ]
+        assert len(dump.unloaded_modules) == 2
+        files = vol_json(EXAMPLE_DUMP, "wmi.handles", "--type", "File")
+        assert files and {row["Type"] for row in files} == {"File"}
+        assert len(files) == sum(1 for h in dump.handles if h.type_name == "File")
+        regions = vol_json(EXAMPLE_DUMP, "wmi.regions")
+        free = vol_json(EXAMPLE_DUMP, "wmi.regions", "--include-free")
+        assert len(free) == len(dump.memory_info) > len(regions)
+        image_rows = [row for row in regions if row["Type"] == "MEM_IMAGE"]
+        assert image_rows and all(row["Module"] != "-" for row in image_rows)
+
+
+def test_wow64_dump_is_recognised():
+    from tests import mdmp_bytes as mb
+    from wmiforensics.minidump import BytesSource
+
+    names = [
+        "C:\\Windows\\SysWOW64\\app.exe",
+        "C:\\Windows\\System32\\wow64.dll",
+        "C:\\Windows\\System32\\ntdll.dll",
+    ]
+    dump = mb.Dump([mb.Stream(mb.SYSTEM_INFO, mb.system_info(arch=9)), mb.Stream(mb.MODULE_LIST, b"")])
+    listing = mb.module_list([(0x400000 + i * 0x100000, 0x1000, 0) for i in range(len(names))])
+    strings_at = 32 + 24 + 56 + len(listing)
+    rvas, blob = [], b""
+    for name in names:
+        rvas.append(strings_at + len(blob))
+        blob += mb.minidump_string(name)
+    dump.streams[1].data = mb.module_list(
+        [(0x400000 + i * 0x100000, 0x1000, rva) for i, rva in enumerate(rvas)]
+    )
+    dump.tail = blob
+    parsed = Minidump(BytesSource(dump.build()), name="wow.dmp")
+    assert parsed.arch == "x64" and parsed.is_wow64
+    from wmiforensics.vol.inspection import summary_rows
+
+    values = {row[1][1]: row[1][2] for row in summary_rows(parsed, 0)}
+    assert values["Architecture"] == "x64 (WOW64: 32-bit process in a 64-bit dump)"
