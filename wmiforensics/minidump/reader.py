@@ -14,7 +14,7 @@ import struct
 from bisect import bisect_right
 from typing import Callable, Dict, List, Optional, Tuple
 
-from construct import ConstructError
+from construct import ConstructError, Struct
 
 from ..errors import InputError, MinidumpError, NotAMinidumpError
 from . import constants, structs
@@ -391,7 +391,7 @@ class Minidump:
             self.warnings.add(f"{stream} declares {declared:,} entries; only {count:,} are read ({why})")
         return count
 
-    def _read_list_header(self, stream: str, data: bytes, header: Struct_, minimum_entry: int):
+    def _read_list_header(self, stream: str, data: bytes, header: Struct, minimum_entry: int):
         """Parse an {SizeOfHeader, SizeOfEntry, Number...} list header and bound the entry size."""
         if len(data) < header.sizeof():
             raise _StreamProblem(f"{len(data)} bytes is too short for its header")
@@ -856,5 +856,3 @@ class Minidump:
 class _StreamProblem(Exception):
     """A stream's own fields contradict themselves; the stream is skipped with a warning."""
 
-
-Struct_ = type(structs.MINIDUMP_HEADER)
