@@ -29,11 +29,14 @@ def real_dump(relative: str) -> Path:
 
 
 def vol_command() -> list:
-    """The ``vol`` entry point of the interpreter running the tests."""
+    """The ``vol`` entry point of the interpreter running the tests (not whatever is first on PATH)."""
+    beside = Path(sys.executable).with_name("vol")
+    if beside.exists():
+        return [str(beside)]
     found = shutil.which("vol")
     if found:
         return [found]
-    return [sys.executable, "-m", "volatility3.cli"]
+    return [sys.executable, "-c", "import sys; from volatility3.cli import main; sys.exit(main())"]
 
 
 ISF_DIR = SHARED / "isf"
