@@ -158,3 +158,13 @@ def test_saved_configuration_reopens_the_minidump(tmp_path):
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == json.loads(first.stdout)
+
+
+def test_output_cut_short_by_a_pipe_ends_quietly():
+    command = [*vol_command(), "-q", "-p", str(REPO / "plugins"), "-f", str(EXAMPLE_DUMP), "wmi.injection"]
+    reader = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.read(10)
+    reader.stdout.close()
+    stderr = reader.stderr.read().decode()
+    reader.wait(timeout=120)
+    assert "Traceback" not in stderr

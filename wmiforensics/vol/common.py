@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from typing import Iterable, Iterator, Optional
 
 from volatility3.framework import exceptions, interfaces, renderers
@@ -64,11 +66,17 @@ def locate_minidump(context: interfaces.context.ContextInterface, layer_name: st
 
 
 def guarded(rows: Iterable) -> Iterator:
-    """Yield rows; turn the suite's errors into one message on stderr and a non-zero exit.
+    """Rows that end in one message on stderr and a non-zero exit instead of the suite's exceptions.
 
     Volatility's CLI prints a generic "file a bug" text for unknown exceptions; a damaged or
-    foreign input deserves a sentence naming the problem instead.
+    foreign input deserves a sentence naming the problem instead. Called from ``run()``, before the
+    renderer writes anything, it also lets ``vol ... | head`` end quietly.
     """
+    _quiet_broken_pipe()
+    return _guarded(rows)
+
+
+def _guarded(rows: Iterable) -> Iterator:
     try:
         yield from rows
     except WmiForensicsError as error:
@@ -76,6 +84,12 @@ def guarded(rows: Iterable) -> Iterator:
         sys.stderr.write(f"wmi-forensics: error: {error}\n")
         sys.stderr.flush()
         raise SystemExit(error.exit_code) from None
+
+
+def _quiet_broken_pipe() -> None:
+    """``vol ... | head`` should end quietly, as other command-line tools do, not with a traceback."""
+    if hasattr(signal, "SIGPIPE") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def report_warnings(dump: Minidump) -> None:
