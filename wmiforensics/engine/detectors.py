@@ -84,6 +84,17 @@ class Context:
 Detector = Callable[[Context], Iterator[Finding]]
 
 
+def _region_columns(region: Optional[RegionFact]) -> dict:
+    """The protection/type columns of a finding about an address in ``region`` (or in none)."""
+    if region is None:
+        return {"protection": "-", "initial_protection": "-", "region_type": "-"}
+    return {
+        "protection": region.protect_name,
+        "initial_protection": region.allocation_protect_name,
+        "region_type": region.type_name,
+    }
+
+
 def _allocations(regions: Sequence[RegionFact], wanted_types: Tuple[int, ...]) -> Iterator[List[RegionFact]]:
     """Committed regions of the wanted types grouped by allocation base (one VirtualAlloc each)."""
     chosen = sorted(
@@ -188,19 +199,14 @@ def _pe_finding(context, found, start, end, executable, common) -> Finding:
         )
         if rwx:
             finding.evidence.append("memory is writable and executable (RWX)")
-        entry = start + header.entry_point if header.entry_point and how != "embedded" else None
-        if how == "embedded" and header.entry_point:
-            entry = pe_base + header.entry_point
-        if entry and start <= entry < common_end(start, header):
+        image_base = pe_base if how == "embedded" else start
+        entry = image_base + header.entry_point if header.entry_point else None
+        if entry and start <= entry < start + max(header.size_of_image, 0x1000):
             context.preview(finding, entry, header.arch if header.arch in ("x86", "x64") else None)
             finding.evidence.append(f"entry point 0x{entry:x} disassembled")
             return finding
     context.preview(finding, pe_base)
     return finding
-
-
-def common_end(start: int, header: pe.PeHeader) -> int:
-    return start + max(header.size_of_image, 0x1000)
 
 
 def _code_finding(context: Context, region: RegionFact, common: dict) -> Finding:
@@ -260,9 +266,7 @@ def detect_threads(context: Context) -> Iterator[Finding]:
                 thread.start_address + 1,
                 f"thread {thread.thread_id} started at {target}: the CreateRemoteThread(LoadLibrary) "
                 "DLL-injection pattern",
-                protection=region.protect_name if region else "-",
-                initial_protection=region.allocation_protect_name if region else "-",
-                region_type=region.type_name if region else "-",
+                **_region_columns(region),
                 module=target.split("!", 1)[0],
                 evidence=[f"start address 0x{thread.start_address:x} is the export {target}"],
             )
@@ -292,9 +296,7 @@ def detect_threads(context: Context) -> Iterator[Finding]:
                 address,
                 address + 1,
                 f"thread {thread.thread_id}'s {label} 0x{address:x} {where}",
-                protection=region.protect_name if region else "-",
-                initial_protection=region.allocation_protect_name if region else "-",
-                region_type=region.type_name if region else "-",
+                **_region_columns(region),
                 module=module.name if module else "unbacked",
             )
             if region is not None:
@@ -378,9 +380,7 @@ def _module_finding(context, module: ModuleFact, kind, severity, confidence, rea
         module.base,
         module.end,
         reason,
-        protection=region.protect_name if region else "-",
-        initial_protection=region.allocation_protect_name if region else "-",
-        region_type=region.type_name if region else "-",
+        **_region_columns(region),
         module=module.name,
         evidence=[f"path {module.path}", f"reported by {', '.join(sorted(module.sources))}"],
         pe_base=module.base if region is not None and region.is_image else None,
@@ -455,9 +455,7 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
                 address,
                 patch_end,
                 f"{module.name}!{name} {why}: ETW events from this process are silenced",
-                protection=region.protect_name if region else "-",
-                initial_protection=region.allocation_protect_name if region else "-",
-                region_type=region.type_name if region else "-",
+                **_region_columns(region),
                 module=module.name,
                 evidence=[
                     f"{name} resolved from the export table at 0x{address:x}",
@@ -590,9 +588,7 @@ def detect_image_page_changes(context: Context) -> Iterator[Finding]:
             change.address + last + 1,
             f"code at {where} differs from the image file's page: the process maps a private copy-on-write "
             "copy (patched or stomped module code)",
-            protection=region.protect_name if region else "-",
-            initial_protection=region.allocation_protect_name if region else "-",
-            region_type=region.type_name if region else "-",
+            **_region_columns(region),
             module=module.name if module else "unlisted",
             evidence=[
                 f"hardware PTE maps frame 0x{change.current_frame:x}, "

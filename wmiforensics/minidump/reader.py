@@ -184,19 +184,10 @@ class Minidump:
 
     def read(self, address: int, length: int) -> bytes:
         """Read captured memory; raises :class:`MemoryNotCaptured` at the first missing byte."""
-        chunks = []
-        cursor, end = address, address + length
-        while cursor < end:
-            segment = self.find_segment(cursor)
-            if segment is None:
-                raise MemoryNotCaptured(cursor)
-            take = min(end, segment.end) - cursor
-            data = self.source.read(segment.file_offset + (cursor - segment.start), take)
-            if len(data) != take:
-                raise MemoryNotCaptured(cursor + len(data))
-            chunks.append(data)
-            cursor += take
-        return b"".join(chunks)
+        data = self.read_prefix(address, length)
+        if len(data) != length:
+            raise MemoryNotCaptured(address + len(data))
+        return data
 
     def read_prefix(self, address: int, length: int) -> bytes:
         """The captured bytes from ``address`` on, up to ``length``; b"" when none are captured."""
@@ -855,4 +846,3 @@ class Minidump:
 
 class _StreamProblem(Exception):
     """A stream's own fields contradict themselves; the stream is skipped with a warning."""
-

@@ -12,6 +12,7 @@ from ..engine.findings import Finding
 from ..etw import knowledge
 from ..etw.reader import SiloEtw
 from ..minidump.model import filetime_to_datetime
+from .common import hex_or_na
 
 SILO_COLUMNS = [
     ("Silo", str),
@@ -23,13 +24,9 @@ SILO_COLUMNS = [
 ]
 
 
-def _hex_or_na(value):
-    return format_hints.Hex(value) if isinstance(value, int) else renderers.NotAvailableValue()
-
-
 def silo_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
     for silo in silos:
-        address = _hex_or_na(silo.address)
+        address = hex_or_na(silo.address)
         yield (0, (silo.label, address, format_hints.Hex(0), "(logger slots)", "-", silo.slots_source))
         if silo.max_loggers is None and silo.address is not None:
             yield (
@@ -96,14 +93,14 @@ def logger_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
                     str(fields.get("LoggerName", "")) or "-",
                     str(fields.get("LogFileName", "")) or "-",
                     str(fields.get("InstanceGuid", "-")),
-                    _hex_or_na(mode),
+                    hex_or_na(mode),
                     knowledge.logger_mode_names(mode) if isinstance(mode, int) else "-",
                     _int(fields, "BufferSize"),
                     _int(fields, "MinimumBuffers"),
                     _int(fields, "MaximumBuffers"),
                     _int(fields, "NumberOfBuffers"),
                     _int(fields, "EventsLost"),
-                    _hex_or_na(fields.get("LoggerThread")),
+                    hex_or_na(fields.get("LoggerThread")),
                     _clock(fields),
                     start if start else renderers.NotAvailableValue(),
                     logger.problem or "-",

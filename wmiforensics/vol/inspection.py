@@ -14,7 +14,6 @@ from volatility3.framework.renderers import format_hints
 
 from ..addressmap import AddressMap
 from ..minidump import constants
-from ..minidump.constants import StreamType
 from ..minidump.flags import describe_flags
 from ..minidump.reader import Minidump
 from .common import hex_or_na, text_or_na
@@ -307,7 +306,3 @@ def handle_rows(dump: Minidump, type_filter: Optional[str] = None) -> Iterator[t
                 handle.pointer_count,
             ),
         )
-
-
-def has_stream(dump: Minidump, stream_type: StreamType) -> bool:
-    return dump.stream(stream_type) is not None

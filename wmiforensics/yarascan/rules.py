@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import yara
 
@@ -110,6 +110,3 @@ class RulePack:
 
     def __len__(self) -> int:
         return len(self.rules)
-
-    def identifiers(self) -> List[str]:
-        return sorted(self.rules)
