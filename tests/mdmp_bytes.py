@@ -89,7 +89,9 @@ def minidump_string(text: str) -> bytes:
 
 def memory_info_list(entries: List[tuple]) -> bytes:
     """entries: (base, alloc_base, alloc_protect, size, state, protect, type)."""
-    body = struct.pack("<IIQ", 16, 48, len(entries))
+    body = [struct.pack("<IIQ", 16, 48, len(entries))]
     for base, alloc_base, alloc_protect, size, state, protect, kind in entries:
-        body += struct.pack("<QQIIQIIII", base, alloc_base, alloc_protect, 0, size, state, protect, kind, 0)
-    return body
+        body.append(
+            struct.pack("<QQIIQIIII", base, alloc_base, alloc_protect, 0, size, state, protect, kind, 0)
+        )
+    return b"".join(body)

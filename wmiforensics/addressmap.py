@@ -27,9 +27,18 @@ _OVERLAP_LOOKBACK = 8
 
 
 class SpanIndex(Generic[SpanT]):
-    """Sorted spans with bisect lookup; tolerates overlap by looking a few entries back."""
+    """Sorted spans with bisect lookup; tolerates overlap by looking a few entries back.
+
+    A table that is already in address order and offers ``sorted_bases()`` (the minidump's
+    MemoryInfoList) is used in place: no copy, no per-entry objects.
+    """
 
     def __init__(self, spans: Sequence[SpanT]) -> None:
+        sorted_bases = getattr(spans, "sorted_bases", None)
+        if sorted_bases is not None:
+            self.spans: Sequence[SpanT] = spans
+            self._bases: Sequence[int] = sorted_bases()
+            return
         self.spans = sorted(spans, key=lambda span: span.base)
         self._bases = [span.base for span in self.spans]
 

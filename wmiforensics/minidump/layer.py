@@ -4,14 +4,20 @@ Shaped like Volatility's own ``layers/lime.py``: a small ``SegmentedLayer`` whos
 reader's merged memory ranges, over the ``FileLayer`` that holds the dump, plus a stacker that
 checks the magic. Reads go through the file layer (seek + read) after a bisect over the segments;
 the dump is never loaded whole.
+
+Volatility builds the layer twice in every run: once in the stacker, then again from the saved
+configuration. The second build reuses the first one's parse (keyed by the file's identity), so a
+dump is parsed once per run.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import urllib.parse
 import urllib.request
-from typing import Optional
+from bisect import bisect_right
+from typing import Optional, Tuple
 
 from volatility3.framework import constants, exceptions, interfaces
 from volatility3.framework.layers import segmented
@@ -19,6 +25,7 @@ from volatility3.framework.layers import segmented
 from ..errors import WmiForensicsError
 from .reader import Minidump
 from .source import LayerSource
+from .tables import LayerSegments
 
 vollog = logging.getLogger(__name__)
 
@@ -39,6 +46,39 @@ def location_name(layer) -> str:
 
 class MinidumpFormatException(exceptions.LayerException):
     """The base layer holds something that cannot be read as a minidump."""
+
+
+#: The most recent parse and the identity of the file it came from (one entry: a run reads one dump).
+_last_parse: Optional[Tuple[tuple, Minidump]] = None
+
+
+def _file_identity(layer) -> Optional[tuple]:
+    """Path, device, inode, size and modification time of a local file layer; None for anything else."""
+    location = str(getattr(layer, "location", ""))
+    if not location.startswith("file:"):
+        return None
+    path = location_name(layer)
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def parse_minidump(base_layer) -> Minidump:
+    """The minidump in ``base_layer``, parsed at most once per file (the stacker's parse is reused)."""
+    global _last_parse
+    source = LayerSource(base_layer)
+    identity = _file_identity(base_layer)
+    if identity is not None and _last_parse is not None and _last_parse[0] == identity:
+        dump = _last_parse[1]
+        if dump.file_size == source.size:
+            dump.source = source  # read through this run's own file layer from now on
+            return dump
+    dump = Minidump(source, name=location_name(base_layer))
+    if identity is not None:
+        _last_parse = (identity, dump)
+    return dump
 
 
 class MinidumpLayer(segmented.SegmentedLayer):
@@ -72,11 +112,23 @@ class MinidumpLayer(segmented.SegmentedLayer):
     def _load_segments(self) -> None:
         base_layer = self._context.layers[self._base_layer]
         try:
-            dump = Minidump(LayerSource(base_layer), name=location_name(base_layer))
+            dump = parse_minidump(base_layer)
         except WmiForensicsError as error:
             raise MinidumpFormatException(self.name, str(error)) from error
         self._minidump = dump
-        self._segments = [(item.start, item.file_offset, item.size, item.size) for item in dump.segments]
+        # A view, not a copy: a million segments stay in the reader's compact table.
+        self._segments = LayerSegments(dump.segments)
+
+    def _find_segment(self, offset: int, next: bool = False) -> Tuple[int, int, int, int]:
+        """Volatility's lookup, bisecting the reader's start column instead of a list of tuples."""
+        table = self.minidump.segments
+        index = bisect_right(table.starts, offset) - 1
+        if next:
+            if index + 1 < len(table):
+                return table.layer_tuple(index + 1)
+        elif index >= 0 and offset < table.starts[index] + table.sizes[index]:
+            return table.layer_tuple(index)
+        raise exceptions.InvalidAddressException(self.name, offset, f"Invalid address at {offset:0x}")
 
     @property
     def minimum_address(self) -> int:

@@ -85,12 +85,8 @@ class SystemInfo:
 
     @property
     def arch(self) -> str:
-        try:
-            return constants.ARCHITECTURE_NAMES.get(
-                constants.ProcessorArchitecture(self.processor_architecture), "unknown"
-            )
-        except ValueError:
-            return "unknown"
+        # IntEnum members hash as their values: a plain dict lookup, no enum built per call.
+        return constants.ARCHITECTURE_NAMES.get(self.processor_architecture, "unknown")
 
     @property
     def platform_name(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
-from bisect import bisect_right
+from array import array
 from typing import Callable, Dict, List, Optional, Tuple
 
 from construct import ConstructError, Struct
@@ -23,7 +23,6 @@ from .model import (
     ExceptionInfo,
     Handle,
     Header,
-    MemoryInfo,
     MiscInfo,
     Module,
     StreamInfo,
@@ -32,14 +31,17 @@ from .model import (
     UnloadedModule,
     Warnings,
 )
-from .segments import MemoryRange, MergeReport, merge_ranges
+from .segments import MemoryRange, MergeReport
 from .source import ByteSource, FileSource
+from .tables import MemoryInfoTable, RangeTable, SegmentTable, merge_table
 
 # Bounds on what one file may make the reader allocate. Real procdump -ma dumps of large
-# processes have tens of thousands of ranges and handles; these limits sit far above that.
+# processes have tens of thousands of ranges and handles; these limits sit far above that. Regions
+# and ranges live in compact tables (about 40 bytes each), so 4 Mi of each stays well inside 1 GiB;
+# a list cut by one of these ceilings says so with its declared and kept counts.
 MAX_DIRECTORY_ENTRIES = 65_536
-MAX_MEMORY_RANGES = 1_000_000
-MAX_MEMORY_INFO_ENTRIES = 1_000_000
+MAX_MEMORY_RANGES = 4 << 20
+MAX_MEMORY_INFO_ENTRIES = 4 << 20
 MAX_MODULES = 65_536
 MAX_THREADS = 65_536
 MAX_HANDLES = 262_144
@@ -98,20 +100,23 @@ class Minidump:
         self.modules: List[Module] = []
         self.unloaded_modules: List[UnloadedModule] = []
         self.threads: List[Thread] = []
-        self.memory_info: List[MemoryInfo] = []
+        #: MemoryInfoList entries in address order: a compact table of :class:`MemoryInfo` records.
+        self.memory_info: MemoryInfoTable = MemoryInfoTable()
         self.handles: List[Handle] = []
         self.exception: Optional[ExceptionInfo] = None
         #: Ranges exactly as the lists declared them (after bounding), before merging.
-        self.memory_ranges: List[MemoryRange] = []
-        #: Sorted, non-overlapping, coalesced memory segments (see :mod:`.segments`).
-        self.segments: List[MemoryRange] = []
+        self.memory_ranges: RangeTable = RangeTable()
+        #: Sorted, non-overlapping, coalesced memory segments (see :mod:`.segments`), with an index
+        #: that answers "captured bytes in [start, end)" in two bisects.
+        self.segments: SegmentTable = SegmentTable()
         self.merge_report = MergeReport()
         self._sign_extension_seen = False
         self._comparison_budget = MAX_OVERLAP_COMPARISON_BYTES
+        self._guessed_arch: Optional[str] = None
+        self._settle_arch()
         self.header = self._read_header()
         self._directory = self._read_directory()
         self._parse_streams()
-        self._segment_starts = [segment.start for segment in self.segments]
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Minidump:
@@ -131,16 +136,22 @@ class Minidump:
 
     # -- derived facts --------------------------------------------------------------------------
 
+    def _settle_arch(self) -> None:
+        """Decide the architecture and address width once, whenever what they depend on changes."""
+        if self.system_info and self.system_info.arch != "unknown":
+            self._arch = self.system_info.arch
+        else:
+            self._arch = self._guessed_arch or "unknown"
+        self._address_bits = 32 if self._arch in ("x86", "arm") else 64
+
     @property
     def arch(self) -> str:
         """x64, x86, arm64, ... from SystemInfo, else guessed from the thread context size."""
-        if self.system_info and self.system_info.arch != "unknown":
-            return self.system_info.arch
-        return self._guessed_arch or "unknown"
+        return self._arch
 
     @property
     def address_bits(self) -> int:
-        return 32 if self.arch in ("x86", "arm") else 64
+        return self._address_bits
 
     @property
     def is_windows(self) -> bool:
@@ -164,7 +175,7 @@ class Minidump:
 
     @property
     def captured_bytes(self) -> int:
-        return sum(segment.size for segment in self.segments)
+        return self.segments.total_bytes
 
     def stream(self, stream_type: int) -> Optional[StreamInfo]:
         for info in self.streams:
@@ -175,12 +186,7 @@ class Minidump:
     # -- memory ---------------------------------------------------------------------------------
 
     def find_segment(self, address: int) -> Optional[MemoryRange]:
-        index = bisect_right(self._segment_starts, address) - 1
-        if index >= 0:
-            segment = self.segments[index]
-            if address < segment.end:
-                return segment
-        return None
+        return self.segments.find(address)
 
     def read(self, address: int, length: int) -> bytes:
         """Read captured memory; raises :class:`MemoryNotCaptured` at the first missing byte."""
@@ -192,12 +198,14 @@ class Minidump:
     def read_prefix(self, address: int, length: int) -> bytes:
         """The captured bytes from ``address`` on, up to ``length``; b"" when none are captured."""
         chunks, cursor, end = [], address, address + length
+        segments = self.segments
         while cursor < end:
-            segment = self.find_segment(cursor)
-            if segment is None:
+            index = segments.index_of(cursor)
+            if index < 0:
                 break
-            take = min(end, segment.end) - cursor
-            data = self.source.read(segment.file_offset + (cursor - segment.start), take)
+            start = segments.starts[index]
+            take = min(end, start + segments.sizes[index]) - cursor
+            data = self.source.read(segments.file_offsets[index] + (cursor - start), take)
             chunks.append(data)
             cursor += len(data)
             if len(data) != take:
@@ -205,14 +213,8 @@ class Minidump:
         return b"".join(chunks)
 
     def captured_within(self, start: int, end: int) -> int:
-        """How many bytes of [start, end) the dump holds."""
-        total = 0
-        index = max(bisect_right(self._segment_starts, start) - 1, 0)
-        while index < len(self.segments) and self.segments[index].start < end:
-            segment = self.segments[index]
-            total += max(0, min(end, segment.end) - max(start, segment.start))
-            index += 1
-        return total
+        """How many bytes of [start, end) the dump holds: two bisects over the segment prefix sums."""
+        return self.segments.captured_within(start, end)
 
     # -- header and directory -------------------------------------------------------------------
 
@@ -302,12 +304,11 @@ class Minidump:
             StreamType.THREAD_LIST,
             StreamType.THREAD_EX_LIST,
         ]
-        self._guessed_arch: Optional[str] = None
         self._thread_infos: Dict[int, object] = {}
         self._thread_names: Dict[int, str] = {}
-        self._stack_ranges: List[MemoryRange] = []
-        self._memory64: List[MemoryRange] = []
-        self._memory_list: List[MemoryRange] = []
+        self._stack_ranges = RangeTable()
+        self._memory64 = RangeTable()
+        self._memory_list = RangeTable()
         seen: Dict[int, int] = {}
         notes: Dict[int, str] = {}
         for index, (stream_type, size, rva) in enumerate(self._directory):
@@ -333,7 +334,7 @@ class Minidump:
                     f"0x{rva:X} but only {present} are in the file; reading what is there"
                 )
             if not note:
-                limit = self._stream_read_limit(stream_type)
+                limit = self._stream_read_limit(stream_type, self.source.read(rva, min(present, 16)))
                 data = self.source.read(rva, min(present, limit)) if present else b""
                 pending[stream_type] = (index, data)
             self.streams.append(StreamInfo(index, stream_type, rva, size, present, note))
@@ -344,20 +345,33 @@ class Minidump:
         self._finish_threads()
         self._build_segments()
 
-    def _stream_read_limit(self, stream_type: int) -> int:
-        limits = {
+    def _stream_read_limit(self, stream_type: int, head: bytes) -> int:
+        """How many bytes of a stream to read: enough for every entry up to the list's ceiling.
+
+        Lists with their own {SizeOfHeader, SizeOfEntry} header are sized from it, so a ceiling is
+        reached only by the entry count (and reported as such), never by a byte guess.
+        """
+        described = {
+            StreamType.MEMORY_INFO_LIST: MAX_MEMORY_INFO_ENTRIES,
+            StreamType.HANDLE_DATA: MAX_HANDLES,
+            StreamType.THREAD_INFO_LIST: MAX_THREADS,
+            StreamType.UNLOADED_MODULE_LIST: MAX_MODULES,
+        }
+        if stream_type in described and len(head) >= 8:
+            size_of_header, size_of_entry = struct.unpack_from("<II", head)
+            return min(size_of_header, MAX_RECORD_STRIDE) + described[stream_type] * min(
+                size_of_entry, MAX_RECORD_STRIDE
+            )
+        # Fixed-stride lists; 8 covers the padded count some writers use.
+        fixed = {
             StreamType.MEMORY64_LIST: 16 + MAX_MEMORY_RANGES * 16,
-            StreamType.MEMORY_LIST: 4 + MAX_MEMORY_RANGES * 16,
-            StreamType.MEMORY_INFO_LIST: 16 + MAX_MEMORY_INFO_ENTRIES * MAX_RECORD_STRIDE // 64,
-            StreamType.HANDLE_DATA: 16 + MAX_HANDLES * 64,
-            StreamType.THREAD_LIST: 4 + MAX_THREADS * 48,
-            StreamType.THREAD_EX_LIST: 4 + MAX_THREADS * 64,
-            StreamType.THREAD_INFO_LIST: 12 + MAX_THREADS * 128,
-            StreamType.MODULE_LIST: 4 + MAX_MODULES * 108,
-            StreamType.UNLOADED_MODULE_LIST: 12 + MAX_MODULES * 64,
+            StreamType.MEMORY_LIST: 8 + MAX_MEMORY_RANGES * 16,
+            StreamType.THREAD_LIST: 8 + MAX_THREADS * 48,
+            StreamType.THREAD_EX_LIST: 8 + MAX_THREADS * 64,
+            StreamType.MODULE_LIST: 8 + MAX_MODULES * 108,
             StreamType.THREAD_NAMES: 4 + MAX_THREADS * 12,
         }
-        return limits.get(stream_type, 1 << 20)
+        return fixed.get(stream_type, 1 << 20)
 
     def _run_parser(self, index: int, stream_type: int, parser: Callable[[bytes], None], data: bytes) -> None:
         try:
@@ -376,9 +390,13 @@ class Minidump:
             )
 
     def _bounded_count(self, stream: str, declared: int, available: int, limit: int) -> int:
+        """Entries to read: what is declared, bounded by the bytes present and the suite's ceiling."""
         count = min(declared, available, limit)
         if count < declared:
-            why = "the stream ends first" if available < declared else f"at most {limit:,} are read"
+            if count == limit:
+                why = f"the suite keeps at most {limit:,} entries of this list; the rest are not read"
+            else:
+                why = "the stream ends first"
             self.warnings.add(f"{stream} declares {declared:,} entries; only {count:,} are read ({why})")
         return count
 
@@ -397,7 +415,7 @@ class Minidump:
 
     def _address(self, value: int) -> int:
         """Undo sign extension of 32-bit addresses that some x86 writers store in 64-bit fields."""
-        if self.address_bits == 32 and value >> 32 == 0xFFFFFFFF:
+        if self._address_bits == 32 and value >> 32 == 0xFFFFFFFF:
             if not self._sign_extension_seen:
                 self._sign_extension_seen = True
                 self.warnings.add("sign-extended 32-bit addresses found and truncated to 32 bits")
@@ -445,6 +463,7 @@ class Minidump:
             raw.SuiteMask,
             vendor,
         )
+        self._settle_arch()
 
     def _parse_misc_info(self, data: bytes) -> None:
         raw = structs.MINIDUMP_MISC_INFO.parse(data)
@@ -554,34 +573,36 @@ class Minidump:
             (len(data) - header_size) // entry_size,
             MAX_MEMORY_INFO_ENTRIES,
         )
-        limit = 1 << self.address_bits
-        dropped = 0
-        for item in structs.MEMORY_INFO.iter_parse(data[header_size:], count, entry_size):
-            base = self._address(item.BaseAddress)
-            if base + item.RegionSize > limit:
-                dropped += 1
-                continue
-            self.memory_info.append(
-                MemoryInfo(
-                    base,
-                    self._address(item.AllocationBase),
-                    item.AllocationProtect,
-                    item.RegionSize,
-                    item.State,
-                    item.Protect,
-                    item.Type,
-                )
+        # Column-wise: a million entries never become a million Python objects.
+        fields = structs.MEMORY_INFO.columns(memoryview(data)[header_size:], count, entry_size)
+        bases, allocation_bases, sizes = fields["BaseAddress"], fields["AllocationBase"], fields["RegionSize"]
+        if self._address_bits == 32:
+            bases = array(bases.typecode, map(self._address, bases))
+            allocation_bases = array(allocation_bases.typecode, map(self._address, allocation_bases))
+        table = self.memory_info
+        table.extend_columns(
+            (
+                bases,
+                allocation_bases,
+                fields["AllocationProtect"],
+                sizes,
+                fields["State"],
+                fields["Protect"],
+                fields["Type"],
             )
-        if dropped:
+        )
+        limit = 1 << self._address_bits
+        outside = [index for index, (base, size) in enumerate(zip(bases, sizes)) if base + size > limit]
+        if outside:
+            dropped = set(outside)
+            table.keep(index for index in range(len(table)) if index not in dropped)
             self.warnings.add(
-                f"MemoryInfoList: {dropped} entries extend past the {self.address_bits}-bit address space "
-                "and are ignored"
+                f"MemoryInfoList: {len(outside)} entries extend past the {self._address_bits}-bit address "
+                "space and are ignored"
             )
-        if any(
-            self.memory_info[i].base > self.memory_info[i + 1].base for i in range(len(self.memory_info) - 1)
-        ):
+        if not table.is_sorted():
             self.warnings.add("MemoryInfoList entries are not in address order; they were sorted")
-            self.memory_info.sort(key=lambda info: info.base)
+            table.sort()
 
     def _parse_handle_data(self, data: bytes) -> None:
         raw, header_size, entry_size = self._read_list_header(
@@ -623,7 +644,7 @@ class Minidump:
         if start + size > 1 << 64:
             counters["wrap"] += 1
             return None
-        if start + size > 1 << self.address_bits:
+        if start + size > 1 << self._address_bits:
             counters["space"] += 1
             return None
         return start
@@ -645,7 +666,7 @@ class Minidump:
 
     def _add_file_range(
         self,
-        target: List[MemoryRange],
+        target: RangeTable,
         start: int,
         size: int,
         offset: int,
@@ -660,7 +681,7 @@ class Minidump:
             counters["missing" if present == 0 else "partial"] += 1
             counters["lost"] += size - present
         if present:
-            target.append(MemoryRange(usable, present, offset, source))
+            target.append(usable, present, offset, source)
 
     def _parse_memory64_list(self, data: bytes) -> None:
         raw = structs.MINIDUMP_MEMORY64_LIST_HEADER.parse(data)
@@ -670,11 +691,23 @@ class Minidump:
         )
         counters = {"wrap": 0, "space": 0, "missing": 0, "partial": 0, "lost": 0}
         offset = raw.BaseRva
-        for item in structs.MEMORY_DESCRIPTOR64.iter_parse(data[header_size:], count, 16):
-            self._add_file_range(
-                self._memory64, item.StartOfMemoryRange, item.DataSize, offset, "Memory64List", counters
-            )
-            offset += item.DataSize
+        fields = structs.MEMORY_DESCRIPTOR64.columns(memoryview(data)[header_size:], count, 16)
+        starts, sizes = fields["StartOfMemoryRange"], fields["DataSize"]
+        table, file_size, space = self._memory64, self.file_size, 1 << self._address_bits
+        source_id = table.source_id("Memory64List")
+        append_start, append_size = table.starts.append, table.sizes.append
+        append_offset, append_source = table.file_offsets.append, table.source_ids.append
+        for start, size in zip(starts, sizes):
+            # The common case inline (a range inside the address space and the file); the rest
+            # goes through the checks that count what was wrong.
+            if self._address_bits == 64 and start + size <= space and offset + size <= file_size and size:
+                append_start(start)
+                append_size(size)
+                append_offset(offset)
+                append_source(source_id)
+            else:
+                self._add_file_range(table, start, size, offset, "Memory64List", counters)
+            offset += size
         self._report_range_problems("Memory64List", counters)
 
     def _parse_memory_list(self, data: bytes) -> None:
@@ -748,6 +781,7 @@ class Minidump:
                 blob = self.source.read(context.Rva, min(context.DataSize, MAX_CONTEXT_BYTES))
                 if self._guessed_arch is None and not self.system_info:
                     self._guessed_arch = {1232: "x64", 716: "x86"}.get(context.DataSize)
+                    self._settle_arch()
                 ip, sp = self._registers(blob)
             info = self._thread_infos.get(raw.ThreadId)
             self.threads.append(
@@ -792,8 +826,12 @@ class Minidump:
         return values[0], values[1]
 
     def _build_segments(self) -> None:
-        self.memory_ranges = self._memory64 + self._memory_list + self._stack_ranges
-        self.segments, self.merge_report = merge_ranges(self.memory_ranges, self._same_file_bytes)
+        ranges = RangeTable()
+        for part in (self._memory64, self._memory_list, self._stack_ranges):
+            ranges.extend(part)
+        self.memory_ranges = ranges
+        self._memory64 = self._memory_list = self._stack_ranges = RangeTable()
+        self.segments, self.merge_report = merge_table(ranges, self._same_file_bytes)
         if self.merge_report.conflicting_ranges:
             self.warnings.add(
                 f"{self.merge_report.conflicting_ranges} memory ranges overlap earlier ones stored elsewhere "

@@ -43,7 +43,7 @@ class MinidumpTable:
         yield from self.rows(dump)
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid(self.columns, common.guarded(self._generator()))
+        return common.StreamingTreeGrid(self.columns, common.guarded(self._generator()))
 
 
 class AnyInput:
