@@ -29,6 +29,7 @@ from ..engine.facts import (
 )
 from ..minidump import constants
 from . import vads
+from .bounds import USER_LIMIT_32, USER_LIMIT_64, normalise_modules, normalise_regions
 from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
 
 vollog = logging.getLogger(__name__)
@@ -138,13 +139,15 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
     walker = PageTableWalker(_physical_reader(context, layer), layer.config["page_map_offset"])
     software = _software_layout(context, view.symbol_table)
     regions, changes = _regions(context, view, proc, walker, software, protect_values, notes)
+    is_64bit = layer.metadata.get("architecture") == "Intel64"
+    limit = USER_LIMIT_64 if is_64bit else USER_LIMIT_32
     facts = ProcessFacts(
         pid=pid,
         name=name,
         image_path=image_path,
-        arch="x86" if wow64 else ("x64" if layer.metadata.get("architecture") == "Intel64" else "x86"),
-        regions=regions,
-        modules=_modules(proc, notes),
+        arch="x86" if wow64 or not is_64bit else "x64",
+        regions=normalise_regions(regions, limit, notes, "VAD tree"),
+        modules=normalise_modules(_modules(proc, notes), limit, notes, "PEB loader lists"),
         threads=_threads(view, proc, notes),
         handles=[],
         read=read,
@@ -154,8 +157,27 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
         parent=_parent(proc, all_processes),
         image_page_changes=changes,
         command_line=command_line,
+        present=valid_pages(walker, software),
+        address_limit=limit,
     )
     return facts
+
+
+def valid_pages(walker: PageTableWalker, software: SoftwarePteLayout):
+    """``present(start, end)`` for a full image: pages the layer can read (present or transition).
+
+    Volatility's Windows layers read a page whose PTE is present, or in transition and not a
+    prototype PTE; the same rule here keeps scanners off everything else, and the walk skips
+    absent page tables whole, so a VAD spanning the user address space costs its page tables.
+    """
+
+    def present(start: int, end: int) -> Iterator[Tuple[int, int]]:
+        for address, size, entry in walker.entries(start, end):
+            transition = entry >> software.transition_bit & 1 and not entry >> software.prototype_bit & 1
+            if entry & PRESENT or transition:
+                yield address, address + size
+
+    return present
 
 
 def _physical_reader(context, layer):
