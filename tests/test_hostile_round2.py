@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import struct
+from pathlib import Path
 
-import pytest  # noqa: F401  (used by later tests)
+import pytest
 
 from tests import mdmp_bytes as mb
 from wmiforensics import captured
@@ -50,6 +52,17 @@ def dump_bytes(memory_info, ranges, payloads, *, modules=(), arch=9, extra_strea
     dump.streams[2].data = mb.memory64_list(ranges, dump.offset_of_tail())
     dump.tail = b"".join(payloads)
     return dump.build()
+
+
+def thread_streams(threads) -> list:
+    """ThreadList (48-byte MINIDUMP_THREAD, no stack or context) + ThreadInfoList with start addresses."""
+    listing = struct.pack("<I", len(threads)) + b"".join(
+        struct.pack("<IIIIQQIIII", tid, 0, 0x20, 0, 0, 0, 0, 0, 0, 0) for tid, _ in threads
+    )
+    infos = struct.pack("<III", 12, 64, len(threads)) + b"".join(
+        struct.pack("<IIIIQQQQQQ", tid, 0, 0, 0x103, 0, 0, 0, 0, start, 1) for tid, start in threads
+    )
+    return [mb.Stream(mb.THREAD_LIST, listing), mb.Stream(mb.THREAD_INFO_LIST, infos)]
 
 
 def open_dump(data: bytes) -> Minidump:
@@ -166,3 +179,111 @@ def test_modules_that_wrap_are_cut_with_a_note():
     )
     assert [(m.base, m.end) for m in kept] == [(0x7FF000000000, 1 << 47), (0x10000, 0x11000)]
     assert len(notes) == 2 and all(note.startswith("ModuleList: ") for note in notes)
+
+
+# -- class 3 and 5: --dump writes only captured bytes, within a budget, and never crashes ---------
+
+
+class Output:
+    """A stand-in for Volatility's direct file handler: real files in one folder."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __call__(self, name):
+        assert "/" not in name
+        return open(self.folder / name, "w+b")
+
+
+def pe_page(size_of_image: int, nt_offset: int = 0x80, wipe_dos: bool = False) -> bytes:
+    """A PE32+ header page written with struct from the PE/COFF spec: one .text section."""
+    page = bytearray(0x1000)
+    if not wipe_dos:
+        page[0:2] = b"MZ"
+        struct.pack_into("<I", page, 0x3C, nt_offset)
+    page[nt_offset : nt_offset + 4] = b"PE\0\0"
+    struct.pack_into("<HHIIIHH", page, nt_offset + 4, 0x8664, 1, 0, 0, 0, 0xF0, 0x2022)
+    optional = nt_offset + 24
+    struct.pack_into("<H", page, optional, 0x20B)
+    struct.pack_into("<I", page, optional + 16, 0x1000)  # entry point
+    struct.pack_into("<Q", page, optional + 24, 0x180000000)
+    struct.pack_into("<II", page, optional + 56, size_of_image, 0x400)
+    section = optional + 0xF0
+    struct.pack_into("<8sIIII", page, section, b".text", 0x1000, 0x1000, 0x200, 0x400)
+    struct.pack_into("<I", page, section + 36, 0x60000020)
+    return bytes(page)
+
+
+def test_dump_of_a_huge_declared_region_writes_only_captured_bytes(tmp_path):
+    from wmiforensics.vol.dumps import Dumper
+
+    base = 0x7FF000000000
+    code = b"\xfc\x48\x83\xe4\xf0\xe8" + bytes(0x1000 - 6)
+    data = dump_bytes([private_entry(base, 0x40000000)], [(base, 0x1000)], [code])  # 1 GiB declared
+    facts = facts_from_minidump(open_dump(data))
+    dumper = Dumper(Output(tmp_path), limit=1 << 20)
+    names = dumper.write_range(facts, "pid1.exec_rwx", base, 0x40000000)
+    assert names[0].endswith(".cut.bin") and names[1].endswith(".missing.txt")
+    written = tmp_path / names[0]
+    assert written.read_bytes()[:6] == code[:6]
+    assert written.stat().st_blocks * 512 < 1 << 20  # sparse: the missing 255 MiB take no space
+    assert dumper.written == 0x1000
+    assert "0x1000-0x10000000" in (tmp_path / names[1]).read_text()
+    # The per-run budget: a second file that would pass it is refused, with the reason.
+    over = Dumper(Output(tmp_path), limit=0x800).write_range(facts, "pid1.again", base, 0x2000)
+    assert over[0].startswith("not dumped:") and "--dump-limit" in over[0]
+
+
+def test_pe_whose_size_of_image_is_smaller_than_its_headers_is_dumped_without_a_crash(tmp_path):
+    from wmiforensics.vol.dumps import Dumper
+
+    base = 0x10000
+    data = dump_bytes([private_entry(base, 0x1000)], [(base, 0x1000)], [pe_page(size_of_image=0x90)])
+    facts = facts_from_minidump(open_dump(data))
+    names = Dumper(Output(tmp_path)).write_pe(facts, "pid1.pe_injected.10000.image", base)
+    assert names == ["pid1.pe_injected.10000.image.pe"]
+    assert (tmp_path / names[0]).read_bytes() == pe_page(0x90)[:0x90]
+
+
+def test_header_wiped_pe_is_rebuilt_and_thread_findings_dump_their_region(tmp_path):
+    import pefile
+
+    from wmiforensics.addressmap import AddressMap
+    from wmiforensics.engine import Severity, analyse
+    from wmiforensics.vol.dumps import Dumper
+    from wmiforensics.vol.injection import dump_finding
+
+    base = 0x20000
+    image = pe_page(0x2000, wipe_dos=True) + b"\xcc" * 0x1000
+    entries = [private_entry(base, 0x2000, c.PAGE_EXECUTE_READ, allocation_base=base)]
+    data = dump_bytes(entries, [(base, 0x2000)], [image], extra_streams=thread_streams([(7, base + 0x1010)]))
+    facts = facts_from_minidump(open_dump(data))
+    findings = analyse(facts, min_severity=Severity.INFO).findings
+    kinds = {finding.kind: finding for finding in findings}
+    assert {"pe_headerless", "thread_start_unbacked"} <= set(kinds)
+    dumper, address_map = Dumper(Output(tmp_path)), AddressMap(facts.regions, facts.modules)
+    headerless = dump_finding(kinds["pe_headerless"], facts, dumper, address_map)
+    rebuilt = next(name for name in headerless if name.endswith(".pe"))
+    parsed = pefile.PE(str(tmp_path / rebuilt))
+    assert parsed.FILE_HEADER.Machine == 0x8664 and parsed.sections[0].Name.rstrip(b"\0") == b".text"
+    thread = dump_finding(kinds["thread_start_unbacked"], facts, dumper, address_map)
+    assert thread == [
+        f"pid{facts.pid}.thread_start_unbacked.20000-22000.bin".replace("pidNone", "pidunknown")
+    ]
+    assert (tmp_path / thread[0]).stat().st_size == 0x2000
+
+
+@pytest.mark.parametrize("kind", ["empty", "device", "directory"])
+def test_unusable_input_paths_end_in_one_line(tmp_path, kind):
+    from tests.conftest import run_vol
+
+    path = {"empty": tmp_path / "empty.dmp", "device": Path("/dev/zero"), "directory": tmp_path}[kind]
+    if kind == "empty":
+        path.write_bytes(b"")
+    plugin = "wmi.modules" if kind != "directory" else "wmi.dumpinfo"
+    result = run_vol(path, plugin, renderer="quick", timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("wmi-forensics: error: ") and str(path) in last
+    assert {"empty": "empty", "device": "not a regular file", "directory": "is a directory"}[kind] in last

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import stat
 import sys
 import threading
 from typing import Iterable, Iterator, Optional
@@ -50,9 +52,10 @@ def locate_minidump(context: interfaces.context.ContextInterface, layer_name: st
     if bottom is None:
         raise InputError("no input layer was built: give the dump with -f before the plugin name")
     location = location_name(bottom)
+    check_input_file(location)
     try:
-        head = bottom.read(0, min(64, bottom.maximum_address + 1))
-    except exceptions.InvalidAddressException:
+        head = bottom.read(0, min(64, bottom.maximum_address + 1)) if bottom.maximum_address >= 0 else b""
+    except (exceptions.InvalidAddressException, ValueError, OSError):
         head = b""
     if not head:
         raise InputError(f"{location}: the file is empty")
@@ -63,6 +66,27 @@ def locate_minidump(context: interfaces.context.ContextInterface, layer_name: st
     if len(stack) > 1:
         what = f"a memory image that Volatility reads as {type(stack[0]).__name__}"
     raise InputError(f"{location}: this plugin reads Windows process minidumps, but the input is {what}")
+
+
+def check_input_file(location: str) -> None:
+    """Refuse, in one sentence, inputs that are not regular, non-empty files (dirs, FIFOs, devices).
+
+    Volatility opens such paths without complaint and then fails with ``Length must be
+    positive``, ``Illegal seek`` or ``IsADirectoryError``, or waits forever on a FIFO.
+    """
+    try:
+        info = os.stat(location)
+    except OSError as error:
+        if not os.path.lexists(location):
+            return  # not a local path (a URL Volatility fetched): nothing to check here
+        raise InputError(f"{location}: cannot open: {error.strerror or error}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{location}: is a directory, not a dump or memory image")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise InputError(f"{location}: is {kind}, not a regular file; save the dump to a file first")
+    if info.st_size == 0:
+        raise InputError(f"{location}: the file is empty")
 
 
 def guarded(rows: Iterable) -> Iterator:
