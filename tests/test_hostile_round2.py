@@ -287,3 +287,48 @@ def test_unusable_input_paths_end_in_one_line(tmp_path, kind):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("wmi-forensics: error: ") and str(path) in last
     assert {"empty": "empty", "device": "not a regular file", "directory": "is a directory"}[kind] in last
+
+
+# -- class 7: strings from the input cannot forge rows or drive the terminal ----------------------
+
+FORGED = "C:\\Windows\\System32\\evil.dll\r\n0x0\tforged row\x1b[2J\x1b]0;title\x07\u202eexe.txt"
+
+
+def test_control_characters_from_the_input_are_escaped_as_text_and_exact_in_json(tmp_path):
+    import json
+
+    from tests.conftest import run_vol
+
+    system = mb.system_info()
+    modules = mb.module_list([(0x7FF000000000, 0x1000, 0)])
+    name_rva = 32 + 12 * 3 + len(system) + len(modules)
+    modules = mb.module_list([(0x7FF000000000, 0x1000, name_rva)])
+    data = mb.Dump(
+        [
+            mb.Stream(mb.SYSTEM_INFO, system),
+            mb.Stream(mb.MODULE_LIST, modules),
+            mb.Stream(0xBEEF, mb.minidump_string(FORGED)),
+        ]
+    ).build()
+    path = tmp_path / "forged.dmp"
+    path.write_bytes(data)
+    for renderer in ("quick", "csv", "pretty"):
+        text = run_vol(path, "wmi.modules", renderer=renderer)
+        assert text.returncode == 0, text.stderr
+        assert not any(char in text.stdout for char in "\r\x1b\x07\u202e"), renderer
+        shown = text.stdout.replace("\\\\", "\\")  # the CSV renderer doubles backslashes
+        assert "evil.dll\\x0d\\x0a0x0\\x09forged row\\x1b[2J" in shown
+        assert len([line for line in text.stdout.splitlines() if "forged" in line]) == 1
+    rows = json.loads(run_vol(path, "wmi.modules").stdout)
+    assert rows[0]["Path"] == FORGED
+
+
+def test_escaping_covers_every_control_class():
+    from wmiforensics.vol.common import DisplayText, display_row, escape_control
+
+    assert escape_control("a\x00\x1f\x7f\x9b\u2028\u202e\u2066b") == (
+        "a\\x00\\x1f\\x7f\\x9b\\u2028\\u202e\\u2066b"
+    )
+    level, values = display_row((0, ("plain", "bell\x07", 7)))
+    assert level == 0 and type(values[0]) is str and isinstance(values[1], DisplayText)
+    assert f"{values[1]}" == "bell\\x07" and values[1] == "bell\x07" and values[2] == 7

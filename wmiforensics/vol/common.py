@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import stat
 import sys
@@ -100,12 +101,56 @@ def guarded(rows: Iterable) -> Iterator:
     return _guarded(rows)
 
 
+#: Characters that move the cursor, clear the screen, start escape sequences or reorder text:
+#: C0 and C1 controls, DEL, the Unicode line/paragraph separators and the bidirectional overrides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_control(text: str) -> str:
+    r"""``text`` with every control character shown as ``\xNN`` / ``\uNNNN`` (one line, inert)."""
+    return _CONTROL.sub(lambda match: _escape_one(match.group()), str.__str__(text))
+
+
+def _escape_one(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class DisplayText(str):
+    r"""A string from the input: its exact value for structured renderers, escaped as text.
+
+    Volatility's JSON renderers pass column values to ``json.dumps``, which writes a ``str``
+    subclass by value, so JSON keeps the exact string. The text, pretty and CSV renderers format
+    values with ``f"{value}"``, which goes through ``__format__``/``__str__`` here and shows each
+    control character as ``\xNN`` (``\uNNNN`` above U+00FF), so input cannot forge rows, columns
+    or terminal escape sequences. Backslashes themselves are left as they are: Windows paths stay
+    readable, and the JSON output is the reference when an escape must be told from a literal.
+    """
+
+    def __str__(self) -> str:
+        return escape_control(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(escape_control(self), spec)
+
+
+def display_row(row: tuple) -> tuple:
+    """A TreeGrid row whose strings holding control characters are :class:`DisplayText`."""
+    level, values = row
+    if not any(type(value) is str and _CONTROL.search(value) for value in values):
+        return row
+    return level, tuple(
+        DisplayText(value) if type(value) is str and _CONTROL.search(value) else value for value in values
+    )
+
+
 def _guarded(rows: Iterable) -> Iterator:
     try:
-        yield from rows
+        for row in rows:
+            yield display_row(row)
     except WmiForensicsError as error:
         sys.stdout.flush()
-        sys.stderr.write(f"wmi-forensics: error: {error}\n")
+        sys.stderr.write(f"wmi-forensics: error: {escape_control(str(error))}\n")
         sys.stderr.flush()
         raise SystemExit(error.exit_code) from None
 
@@ -118,7 +163,7 @@ def _quiet_broken_pipe() -> None:
 
 def report_warnings(dump: Minidump) -> None:
     for message in dump.warnings:
-        vollog.warning(f"{dump.name}: {message}")
+        vollog.warning(escape_control(f"{dump.name}: {message}"))
 
 
 def hex_or_na(value: Optional[int]):

@@ -51,12 +51,14 @@ class WmiInjection(AnyInput, interfaces.plugins.PluginInterface):
         for facts in self.process_facts():
             analysis = analyse(facts, min_severity=min_severity, allow_list=allow_list)
             for note in analysis.notes:
-                vollog.warning(f"{facts.name} ({facts.pid}): {note}")
+                vollog.warning(common.escape_control(f"{facts.name} ({facts.pid}): {note}"))
             if analysis.below_threshold or analysis.allowed:
                 hidden = f"{analysis.below_threshold} findings below --min-severity"
                 vollog.warning(
-                    f"{facts.name} ({facts.pid}): {hidden} and {analysis.allowed} matched by the allow-list "
-                    "are not shown"
+                    common.escape_control(
+                        f"{facts.name} ({facts.pid}): {hidden} and {analysis.allowed} matched by the "
+                        "allow-list are not shown"
+                    )
                 )
             yield from injection.rows(analysis.findings, facts, self.dumper())
 
