@@ -332,3 +332,43 @@ def test_escaping_covers_every_control_class():
     level, values = display_row((0, ("plain", "bell\x07", 7)))
     assert level == 0 and type(values[0]) is str and isinstance(values[1], DisplayText)
     assert f"{values[1]}" == "bell\\x07" and values[1] == "bell\x07" and values[2] == 7
+
+
+# -- class 9: a full image that begins with a valid MDMP header is still a full image ------------
+
+
+def small_minidump() -> bytes:
+    dump = mb.Dump([mb.Stream(mb.SYSTEM_INFO, mb.system_info()), mb.Stream(mb.MEMORY64_LIST, b"")])
+    dump.streams[1].data = mb.memory64_list([(0x10000, 0x100)], 0)
+    dump.streams[1].data = mb.memory64_list([(0x10000, 0x100)], dump.offset_of_tail())
+    dump.tail = b"\x90" * 0x100
+    return dump.build()
+
+
+def test_structure_not_magic_decides_what_a_file_is():
+    from wmiforensics.minidump.layer import FULL_IMAGE_MINIMUM, not_a_process_dump
+
+    head = small_minidump()
+    assert not_a_process_dump(open_dump(head)) is None
+    padded = head + bytes(FULL_IMAGE_MINIMUM)
+    decision = not_a_process_dump(open_dump(padded))
+    assert decision and f"cover only the first {len(head):,} of {len(padded):,} bytes" in decision
+
+
+def test_full_image_with_a_minidump_header_is_analysed_as_an_image(tmp_path, symbol_cache):
+    import json
+
+    from fixtures.winimage.__main__ import main as build_image
+    from tests.conftest import run_vol
+
+    image = tmp_path / "image.raw"
+    assert build_image(["--build", "19041", "--plant-rwx", "--patch-etw", "-o", str(image)]) == 0
+    with open(image, "r+b") as handle:  # physical page 0 is unused by the builder
+        assert not any(handle.read(0x1000))
+        handle.seek(0)
+        handle.write(small_minidump())
+    result = run_vol(image, "wmi.injection", symbols=symbol_cache)
+    assert result.returncode == 0, result.stderr
+    assert "begins with a minidump header" in result.stderr and "read as a full memory image" in result.stderr
+    kinds = {row["Kind"] for row in json.loads(result.stdout)}
+    assert {"exec_rwx", "etw_patch"} <= kinds

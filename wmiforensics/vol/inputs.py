@@ -28,9 +28,10 @@ from ..backends import kernel as kernel_backend
 from ..backends.minidump import facts_from_minidump
 from ..engine.facts import ProcessFacts
 from ..errors import InputError
-from ..minidump.layer import MinidumpLayer
+from ..minidump.layer import MinidumpLayer, not_a_process_dump
 from ..minidump.reader import Minidump, identify_foreign_format
 from ..minidump.source import FileSource
+from . import common
 from .common import check_input_file
 
 KERNEL = "kernel"
@@ -155,6 +156,11 @@ def diagnose_file(location: Optional[str]) -> Minidump:
         dump = Minidump(source, name=location)  # raises the precise MinidumpError when damaged
         dump.require_windows()
         dump.require_usable()
+        if not_a_process_dump(dump):
+            common.vollog.warning(
+                f"{location}: no Windows kernel was found beyond its minidump header either; "
+                "it is read as a process minidump"
+            )
         return dump
     source.close()
     what = identify_foreign_format(head)
