@@ -372,3 +372,87 @@ def test_full_image_with_a_minidump_header_is_analysed_as_an_image(tmp_path, sym
     assert "begins with a minidump header" in result.stderr and "read as a full memory image" in result.stderr
     kinds = {row["Kind"] for row in json.loads(result.stdout)}
     assert {"exec_rwx", "etw_patch"} <= kinds
+
+
+# -- class 6: a check that cannot run says so, per module ----------------------------------------
+
+
+def _etw_dump_with_damaged_exports(tmp_path, damage) -> Minidump:
+    """The ``etw_ret`` lab dump with ntdll's export table damaged in the file by ``damage``."""
+    from fixtures.labdump import write_minidump
+    from fixtures.labdump.scenarios import build_scenario
+
+    proc, _ = build_scenario("etw_ret")
+    path = tmp_path / "etw.dmp"
+    with open(path, "wb") as out:
+        write_minidump(proc, out)
+    data = bytearray(path.read_bytes())
+    dump = open_dump(bytes(data))
+    ntdll = next(module for module in dump.modules if module.name.lower() == "ntdll.dll")
+
+    def file_offset(address):
+        segment = dump.find_segment(address)
+        return segment.file_offset + address - segment.start
+
+    head = dump.read(ntdll.base, 0x1000)
+    nt = struct.unpack_from("<I", head, 0x3C)[0]
+    directory_entry = file_offset(ntdll.base + nt + 24 + 112)  # PE32+: DataDirectory[0]
+    export_rva, _ = struct.unpack_from("<II", data, directory_entry)
+    damage(data, directory_entry, file_offset(ntdll.base + export_rva), ntdll, file_offset)
+    return open_dump(bytes(data))
+
+
+def _analyse(dump):
+    from wmiforensics.engine import Severity, analyse
+
+    return analyse(facts_from_minidump(dump), min_severity=Severity.INFO)
+
+
+def test_export_directory_covering_the_whole_image_no_longer_hides_the_etw_patch(tmp_path):
+    def whole_image(data, entry, directory, ntdll, file_offset):
+        struct.pack_into("<I", data, entry + 4, ntdll.size)  # Size: the whole image
+
+    analysis = _analyse(_etw_dump_with_damaged_exports(tmp_path, whole_image))
+    assert any(f.kind == "etw_patch" and "EtwEventWrite" in f.reason for f in analysis.findings)
+    assert any(note.startswith("ntdll.dll: ETW patch check may be incomplete") for note in analysis.notes)
+
+
+def test_export_name_table_loop_is_a_note_for_the_module(tmp_path):
+    def loop(data, entry, directory, ntdll, file_offset):
+        names_rva = struct.unpack_from("<I", data, directory + 32)[0]
+        count = struct.unpack_from("<I", data, directory + 24)[0]
+        first = struct.unpack_from("<I", data, file_offset(ntdll.base + names_rva))[0]
+        for index in range(count):  # every name slot points at the first name
+            struct.pack_into("<I", data, file_offset(ntdll.base + names_rva + 4 * index), first)
+
+    analysis = _analyse(_etw_dump_with_damaged_exports(tmp_path, loop))
+    notes = [note for note in analysis.notes if note.startswith("ntdll.dll: ETW patch check")]
+    assert notes and "repeats" in notes[0] and "(a loop)" in notes[0]
+
+
+# -- class 10: a damaged list is noted, and what rests on it is de-duplicated and ranked down ----
+
+
+def test_guid_bucket_cycle_reports_each_provider_once_with_a_note():
+    from types import SimpleNamespace
+
+    from wmiforensics.etw import reader as etw_reader
+
+    # Two buckets whose lists run into each other: bucket 0 -> A -> B -> (bucket 1's) C -> A ...
+    # and bucket 1 -> C -> A -> B -> C. Memory is a dict of 8-byte pointers.
+    table, a, b, c_entry = 0xFFFF800000100000, 0xFFFF800000200000, 0xFFFF800000200100, 0xFFFF800000200200
+    memory = {table: a, a: b, b: c_entry, c_entry: a, table + 48: c_entry}
+    reader = object.__new__(etw_reader.EtwReader)
+    reader.kernel = SimpleNamespace(get_type=lambda name: SimpleNamespace(size=16))
+    reader.kernel_floor = 0xFFFF800000000000
+    reader.pointer_size = 8
+    reader.read_pointer = memory.get
+    reader.member_offset = lambda type_name, member: 0
+    reader._provider = lambda entry, bucket, list_name: SimpleNamespace(guid_entry=entry, bucket=bucket)
+    notes = []
+    providers = reader._providers(table, 48, notes)
+    assert sorted(provider.guid_entry for provider in providers) == [a, b, c_entry]
+    assert len(notes) == 1 and notes[0].startswith("EtwpGuidHashTable is damaged")
+    assert "loops back" in notes[0] and "reached again from another list were skipped" in notes[0]
+    silo = etw_reader.SiloEtw("host", None, [], None, "", [], providers, notes)
+    assert silo.providers_damaged

@@ -44,11 +44,18 @@ class Context:
         key = (module.base, tuple(names))
         if key not in self._exports:
             header = pe.parse_headers(self.facts.read(module.base, HEADER_WINDOW), module.base)
+            problems: List[str] = []
             self._exports[key] = (
                 header,
-                pe.read_exports(header, self.facts.read, set(names)) if header else {},
+                pe.read_exports(header, self.facts.read, set(names), problems) if header else {},
+                problems,
             )
         return self._exports[key][1]
+
+    def export_problems(self, module: ModuleFact, names: Sequence[str]) -> List[str]:
+        """What was wrong with the module's export table when ``names`` were resolved."""
+        self.exports_of(module, names)
+        return self._exports[(module.base, tuple(names))][2]
 
     def header_of(self, module: ModuleFact, names: Sequence[str]) -> Optional[pe.PeHeader]:
         self.exports_of(module, names)
@@ -434,6 +441,7 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
             facts.notes.append(f"{module.name}: headers not captured, ETW functions not checked")
             continue
         arch = header.arch if header.arch in ("x86", "x64") else context.code_arch
+        checked = 0
         for name in functions:
             address = exports.get(name)
             if address is None or address == -1:
@@ -442,6 +450,7 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
             if not data:
                 facts.notes.append(f"{module.name}!{name}: code not captured")
                 continue
+            checked += 1
             instructions = code.disassemble(data, address, arch, 8)
             verdict = classify_patch(instructions, module)
             if verdict is None:
@@ -465,6 +474,12 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
             finding.disassembly = code.disassembly_text(instructions)
             finding.hexdump = code.hexdump_text(data)
             yield finding
+        problems = context.export_problems(module, functions)
+        forwarded = [name for name in functions if exports.get(name) == -1]
+        if problems or not checked and not forwarded:
+            outcome = "ETW patch check did not run" if not checked else "ETW patch check may be incomplete"
+            why = "; ".join(problems) or f"none of {', '.join(functions)} is in the export table"
+            facts.notes.append(f"{module.name}: {outcome}: {why}")
 
 
 def classify_patch(instructions: List[code.Instruction], module: ModuleFact) -> Optional[Tuple[str, int]]:

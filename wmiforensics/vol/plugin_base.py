@@ -142,7 +142,11 @@ class EtwTable(KernelOnly):
         from ..etw.reader import EtwReader
 
         reader = EtwReader(self.context, self.kernel_module_name())
-        yield from self.rows(reader, reader.silos())
+        silos = reader.silos()
+        for silo in silos:
+            for note in silo.notes:
+                common.vollog.warning(common.escape_control(f"{silo.label}: {note}"))
+        yield from self.rows(reader, silos)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(self.columns, common.guarded(self._generator()))
