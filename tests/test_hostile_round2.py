@@ -355,23 +355,70 @@ def test_structure_not_magic_decides_what_a_file_is():
     assert decision and f"cover only the first {len(head):,} of {len(padded):,} bytes" in decision
 
 
-def test_full_image_with_a_minidump_header_is_analysed_as_an_image(tmp_path, symbol_cache):
+def _looping_loader_lists(original):
+    """Wrap the lab builder's loader_lists so each list's third entry links back to its first."""
+    from fixtures.labdump.winstructs import OFFSETS
+
+    def build(arch, ldr_address, *args, **kwargs):
+        (ldr_base, ldr_data), (entries_base, entries_data) = original(arch, ldr_address, *args, **kwargs)
+        offsets, data = OFFSETS[arch], bytearray(entries_data)
+        width = offsets.pointer
+
+        def flink(address):
+            at = address - entries_base
+            return int.from_bytes(data[at : at + width], "little")
+
+        for index in range(3):
+            head = offsets.ldr_in_load_order + index * offsets.list_entry
+            first = int.from_bytes(ldr_data[head : head + width], "little")
+            third = flink(flink(first))
+            data[third - entries_base : third - entries_base + width] = first.to_bytes(width, "little")
+        return [(ldr_base, ldr_data), (entries_base, bytes(data))]
+
+    return build
+
+
+def test_full_image_with_a_minidump_header_and_looping_loader_lists(tmp_path, symbol_cache, monkeypatch):
+    """Class 9 (an MDMP header in front of a full image) and class 10 (loader lists that loop),
+    in one image to keep CI fast."""
     import json
 
+    from fixtures.labdump import wmiprvse
     from fixtures.winimage.__main__ import main as build_image
     from tests.conftest import run_vol
 
+    monkeypatch.setattr(wmiprvse, "loader_lists", _looping_loader_lists(wmiprvse.loader_lists))
     image = tmp_path / "image.raw"
     assert build_image(["--build", "19041", "--plant-rwx", "--patch-etw", "-o", str(image)]) == 0
     with open(image, "r+b") as handle:  # physical page 0 is unused by the builder
         assert not any(handle.read(0x1000))
         handle.seek(0)
         handle.write(small_minidump())
-    result = run_vol(image, "wmi.injection", symbols=symbol_cache)
+    result = run_vol(image, "wmi.injection", "--min-severity", "info", symbols=symbol_cache)
     assert result.returncode == 0, result.stderr
     assert "begins with a minidump header" in result.stderr and "read as a full memory image" in result.stderr
-    kinds = {row["Kind"] for row in json.loads(result.stdout)}
-    assert {"exec_rwx", "etw_patch"} <= kinds
+    rows = json.loads(result.stdout)
+    assert {"exec_rwx", "etw_patch"} <= {row["Kind"] for row in rows}
+    for name in ("InLoadOrderModuleList", "InMemoryOrderModuleList", "InInitializationOrderModuleList"):
+        assert f"{name} is cut after 3 entries" in result.stderr
+    unlisted = [row for row in rows if row["Kind"] == "module_unlisted"]
+    assert unlisted, "the modules past the loop have image mappings the lists no longer reach"
+    for row in unlisted:
+        assert row["Confidence"] == "low" and row["Severity"] == "medium"
+        assert "all three PEB loader lists are cut short" in row["RankedDown"]
+
+
+def test_identical_findings_from_repeated_list_entries_are_shown_once():
+    from wmiforensics.engine import Severity, analyse
+
+    base = 0x30000
+    entries = [private_entry(base, 0x1000, c.PAGE_EXECUTE_READ)]
+    threads = thread_streams([(9, base + 0x10), (9, base + 0x10), (9, base + 0x10)])
+    data = dump_bytes(entries, [(base, 0x1000)], [b"\x90" * 0x1000], extra_streams=threads)
+    findings = analyse(facts_from_minidump(open_dump(data)), min_severity=Severity.INFO).findings
+    starts = [f for f in findings if f.kind == "thread_start_unbacked"]
+    assert len(starts) == 1
+    assert "reported 3 times by the input's lists; shown once" in starts[0].evidence
 
 
 # -- class 6: a check that cannot run says so, per module ----------------------------------------

@@ -424,6 +424,10 @@ def _unlisted_images(context: Context) -> Iterator[Finding]:
             )
         elif not head:
             finding.evidence.append("the header page is not captured")
+        damage = facts.damaged_lists.get("modules")
+        if damage:
+            finding.confidence = Confidence.LOW
+            finding.rank_down(f"{damage}: the image may be listed past the cut")
         context.preview(finding, base)
         yield finding
 

@@ -7,7 +7,7 @@ from VADs, PTEs, PEB loader lists and ETHREADs. Detectors never see the backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from ..minidump.model import RegionProperties
 
@@ -107,6 +107,9 @@ class ProcessFacts:
     #: None when the input cannot tell (minidumps); a list (maybe empty) when it can.
     image_page_changes: Optional[List[PageChange]] = None
     command_line: Optional[str] = None
+    #: Lists whose walk was cut (a loop, an unreadable link): name -> why. Findings that rest on
+    #: a list being complete (an image "missing" from the module lists) are ranked down.
+    damaged_lists: Dict[str, str] = field(default_factory=dict)
     #: Highest user-mode address + 1 for this process: nothing a process owns lies above it.
     address_limit: int = 1 << 47
 
