@@ -503,3 +503,23 @@ def test_guid_bucket_cycle_reports_each_provider_once_with_a_note():
     assert "loops back" in notes[0] and "reached again from another list were skipped" in notes[0]
     silo = etw_reader.SiloEtw("host", None, [], None, "", [], providers, notes)
     assert silo.providers_damaged
+
+
+# -- class 8: a flood of regions groups what cannot be examined -----------------------------------
+
+
+def test_executable_regions_without_captured_bytes_are_grouped():
+    from wmiforensics.engine import Severity, analyse
+
+    start = 0x10000000
+    entries = [private_entry(start + index * 0x10000, 0x1000) for index in range(5000)]
+    code = b"\xfc\x48\x83\xe4\xf0\xe8" + bytes(0xFFA)
+    data = dump_bytes(entries, [(start, 0x1000)], [code])  # only the first region is captured
+    with deadline(30):
+        findings = analyse(facts_from_minidump(open_dump(data)), min_severity=Severity.INFO).findings
+    rwx = [finding for finding in findings if finding.kind == "exec_rwx"]
+    assert len(rwx) == 2
+    captured, grouped = sorted(rwx, key=lambda finding: finding.start)
+    assert captured.start == start and "shellcode prologue" in " ".join(captured.evidence)
+    assert grouped.reason.startswith("4,999 regions like this one (20,475,904 bytes)")
+    assert grouped.confidence.name == "LOW" and "and 4,983 more" in grouped.evidence[0]
