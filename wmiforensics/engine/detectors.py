@@ -163,8 +163,8 @@ def detect_private_code(context: Context) -> Iterator[Finding]:
         base, end = allocation[0].allocation_base, max(region.end for region in allocation)
         start = min(base, allocation[0].base)
         if not any(True for _ in facts.present_spans(start, end)):
-            for region in executable:
-                key = (_code_kind(region)[0], region.type, region.protect, region.allocation_protect)
+            for region in executable:  # kind and reason follow from these three
+                key = (region.type, region.protect, region.allocation_protect)
                 uncaptured.setdefault(key, []).append(region)
             continue
         region_type = allocation[0].type_name
