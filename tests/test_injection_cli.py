@@ -14,7 +14,10 @@ import pytest
 from fixtures.labdump import write_minidump
 from fixtures.labdump.scenarios import build_scenario
 from tests.conftest import EXAMPLE_DUMP, REPO, run_vol, vol_command, vol_json
+from wmiforensics.addressmap import AddressMap
 from wmiforensics.engine import Confidence, Finding, Severity
+from wmiforensics.engine.facts import ProcessFacts
+from wmiforensics.vol.dumps import Dumper
 from wmiforensics.vol.injection import dump_finding
 
 EXPECTED = json.loads((EXAMPLE_DUMP.with_suffix(".expected.json")).read_text())
@@ -125,13 +128,9 @@ def test_dump_names_stay_safe_whatever_the_module_is_called(module):
         pid=42,
     )
 
-    class Facts:
-        @staticmethod
-        def read(address, length):
-            return b""
-
+    facts = ProcessFacts(42, "x.exe", None, "x64", [], [], [], [], lambda address, length: b"\x00" * length)
     recorder = _Recorder()
-    dump_finding(finding, Facts(), recorder)
+    dump_finding(finding, facts, Dumper(recorder), AddressMap([], []))
     for name in recorder.names:
         assert "/" not in name and "\\" not in name and "\x00" not in name
         assert not name.startswith(".") and ".." not in name.replace("...", "")

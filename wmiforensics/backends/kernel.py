@@ -29,6 +29,7 @@ from ..engine.facts import (
 )
 from ..minidump import constants
 from . import vads
+from .bounds import USER_LIMIT_32, USER_LIMIT_64, normalise_modules, normalise_regions
 from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
 
 vollog = logging.getLogger(__name__)
@@ -138,13 +139,16 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
     walker = PageTableWalker(_physical_reader(context, layer), layer.config["page_map_offset"])
     software = _software_layout(context, view.symbol_table)
     regions, changes = _regions(context, view, proc, walker, software, protect_values, notes)
+    damaged: Dict[str, str] = {}
+    is_64bit = layer.metadata.get("architecture") == "Intel64"
+    limit = USER_LIMIT_64 if is_64bit else USER_LIMIT_32
     facts = ProcessFacts(
         pid=pid,
         name=name,
         image_path=image_path,
-        arch="x86" if wow64 else ("x64" if layer.metadata.get("architecture") == "Intel64" else "x86"),
-        regions=regions,
-        modules=_modules(proc, notes),
+        arch="x86" if wow64 or not is_64bit else "x64",
+        regions=normalise_regions(regions, limit, notes, "VAD tree"),
+        modules=normalise_modules(_modules(proc, notes, damaged, wow64), limit, notes, "PEB loader lists"),
         threads=_threads(view, proc, notes),
         handles=[],
         read=read,
@@ -154,8 +158,28 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
         parent=_parent(proc, all_processes),
         image_page_changes=changes,
         command_line=command_line,
+        present=valid_pages(walker, software),
+        damaged_lists=damaged,
+        address_limit=limit,
     )
     return facts
+
+
+def valid_pages(walker: PageTableWalker, software: SoftwarePteLayout):
+    """``present(start, end)`` for a full image: pages the layer can read (present or transition).
+
+    Volatility's Windows layers read a page whose PTE is present, or in transition and not a
+    prototype PTE; the same rule here keeps scanners off everything else, and the walk skips
+    absent page tables whole, so a VAD spanning the user address space costs its page tables.
+    """
+
+    def present(start: int, end: int) -> Iterator[Tuple[int, int]]:
+        for address, size, entry in walker.entries(start, end):
+            transition = entry >> software.transition_bit & 1 and not entry >> software.prototype_bit & 1
+            if entry & PRESENT or transition:
+                yield address, address + size
+
+    return present
 
 
 def _physical_reader(context, layer):
@@ -341,18 +365,28 @@ def _image_changes(context, view, walker, vad, notes) -> List[PageChange]:
     return changes
 
 
-def _modules(proc, notes: List[str]) -> List[ModuleFact]:
+def _modules(
+    proc, notes: List[str], damaged: Optional[Dict[str, str]] = None, wow64: bool = False
+) -> List[ModuleFact]:
+    """The union of the three PEB loader lists; a list whose walk is cut is noted in ``damaged``.
+
+    (WOW64 processes interleave the 64- and 32-bit lists in Volatility's walk, so their cut
+    detection is skipped.)
+    """
     by_base: Dict[int, Tuple[int, str, set]] = {}
-    for label, walk in (
-        ("InLoadOrderModuleList", proc.load_order_modules),
-        ("InMemoryOrderModuleList", proc.mem_order_modules),
-        ("InInitializationOrderModuleList", proc.init_order_modules),
+    heads = {} if wow64 else _loader_list_heads(proc)
+    for label, link_name, walk in (
+        ("InLoadOrderModuleList", "InLoadOrderLinks", proc.load_order_modules),
+        ("InMemoryOrderModuleList", "InMemoryOrderLinks", proc.mem_order_modules),
+        ("InInitializationOrderModuleList", "InInitializationOrderLinks", proc.init_order_modules),
     ):
+        last, count = None, 0
         try:
             for index, entry in enumerate(walk()):
                 if index >= MAX_MODULES:
                     notes.append(f"{label}: more than {MAX_MODULES} entries, the rest ignored")
                     break
+                last, count = entry, index + 1
                 base = int(entry.DllBase)
                 path = (
                     _unicode(entry.FullDllName)
@@ -362,11 +396,48 @@ def _modules(proc, notes: List[str]) -> List[ModuleFact]:
                 size, known_path, sources = by_base.get(base, (int(entry.SizeOfImage), path, set()))
                 sources.add(label)
                 by_base[base] = (size, known_path, sources)
+            cut = _walk_cut(last, link_name, heads.get(label, set()), count)
         except exceptions.InvalidAddressException as error:
-            notes.append(f"{label} could not be walked completely ({error})")
+            cut = f"could not be walked completely ({error})"
+        if cut:
+            notes.append(f"{label} {cut}: modules past that point are unknown")
+            if damaged is not None:
+                damaged[label] = cut
+    if damaged is not None and len(damaged) == 3:
+        damaged["modules"] = "all three PEB loader lists are cut short"
     return [
         ModuleFact(base, size, path, frozenset(sources)) for base, (size, path, sources) in by_base.items()
     ]
+
+
+def _loader_list_heads(proc) -> Dict[str, set]:
+    """Addresses of each loader list's head in the native PEB_LDR_DATA."""
+    heads: Dict[str, set] = {}
+    with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+        ldr = proc.get_peb().Ldr.dereference()
+        for label in (
+            "InLoadOrderModuleList",
+            "InMemoryOrderModuleList",
+            "InInitializationOrderModuleList",
+        ):
+            heads.setdefault(label, set()).add(int(ldr.member(label).vol.offset))
+    return heads
+
+
+def _walk_cut(last, link_name: str, heads: set, count: int) -> Optional[str]:
+    """Why a loader list walk ended before returning to its head (a loop, an unreadable entry)."""
+    if last is None or not heads:
+        return None
+    try:
+        following = int(last.member(link_name).Flink)
+    except (exceptions.InvalidAddressException, AttributeError):
+        return f"ends after {count} entries at an unreadable link"
+    if following in heads:
+        return None
+    return (
+        f"is cut after {count} entries: the last one links to 0x{following:x}, which loops back or "
+        "cannot be read, instead of the list head"
+    )
 
 
 def _unicode(value) -> Optional[str]:

@@ -44,11 +44,18 @@ class Context:
         key = (module.base, tuple(names))
         if key not in self._exports:
             header = pe.parse_headers(self.facts.read(module.base, HEADER_WINDOW), module.base)
+            problems: List[str] = []
             self._exports[key] = (
                 header,
-                pe.read_exports(header, self.facts.read, set(names)) if header else {},
+                pe.read_exports(header, self.facts.read, set(names), problems) if header else {},
+                problems,
             )
         return self._exports[key][1]
+
+    def export_problems(self, module: ModuleFact, names: Sequence[str]) -> List[str]:
+        """What was wrong with the module's export table when ``names`` were resolved."""
+        self.exports_of(module, names)
+        return self._exports[(module.base, tuple(names))][2]
 
     def header_of(self, module: ModuleFact, names: Sequence[str]) -> Optional[pe.PeHeader]:
         self.exports_of(module, names)
@@ -137,15 +144,29 @@ def _find_pe(
     return None
 
 
+#: Executable regions with no captured byte are grouped per kind and protection once there are
+#: more than this many: each alone says only "executable, bytes not captured", and a hostile
+#: MemoryInfoList can declare a million of them.
+GROUP_UNCAPTURED_ABOVE = 32
+#: Addresses listed in a grouped finding's evidence.
+GROUP_LISTED = 16
+
+
 def detect_private_code(context: Context) -> Iterator[Finding]:
     """PE images and executable code in private or mapped (non-image) memory."""
     facts = context.facts
+    uncaptured: dict = {}
     for allocation in _allocations(facts.regions, (constants.MEM_PRIVATE, constants.MEM_MAPPED)):
         executable = [region for region in allocation if region.is_executable]
         if not executable:
             continue
         base, end = allocation[0].allocation_base, max(region.end for region in allocation)
         start = min(base, allocation[0].base)
+        if not any(True for _ in facts.present_spans(start, end)):
+            for region in executable:  # kind and reason follow from these three
+                key = (region.type, region.protect, region.allocation_protect)
+                uncaptured.setdefault(key, []).append(region)
+            continue
         region_type = allocation[0].type_name
         common = dict(
             protection=_protections(allocation),
@@ -159,6 +180,61 @@ def detect_private_code(context: Context) -> Iterator[Finding]:
             continue
         for region in executable:
             yield _code_finding(context, region, common)
+    yield from _uncaptured_code(context, uncaptured)
+
+
+def _uncaptured_code(context: Context, groups: dict) -> Iterator[Finding]:
+    """Findings for executable regions of which nothing is captured: one each, or one per group."""
+    for regions in groups.values():
+        first = regions[0]
+        common = dict(
+            protection=first.protect_name,
+            initial_protection=first.allocation_protect_name,
+            region_type=first.type_name,
+            module="unbacked",
+        )
+        if len(regions) <= GROUP_UNCAPTURED_ABOVE:
+            for region in regions:
+                yield _code_finding(context, region, common)
+            continue
+        kind, severity, reason = _code_kind(first)
+        total = sum(region.size for region in regions)
+        finding = Finding(
+            kind,
+            severity,
+            Confidence.LOW,
+            first.base,
+            first.end,
+            f"{len(regions):,} regions like this one ({total:,} bytes): {reason}",
+            **common,
+        )
+        listed = ", ".join(f"0x{region.base:x}" for region in regions[:GROUP_LISTED])
+        more = f" and {len(regions) - GROUP_LISTED:,} more" if len(regions) > GROUP_LISTED else ""
+        finding.evidence.append(f"grouped: none of their bytes are captured; regions at {listed}{more}")
+        finding.rank_down("no byte of these regions is captured, so none can be examined")
+        yield finding
+
+
+def _code_kind(region: RegionFact) -> Tuple[str, Severity, str]:
+    """Kind, severity and reason of executable private memory without a PE, from its protections."""
+    if constants.is_writable(region.protect):
+        return (
+            "exec_rwx",
+            Severity.HIGH,
+            f"{region.type_name} memory is writable and executable ({region.protect_name})",
+        )
+    if (region.allocation_protect & 0xFF) == constants.PAGE_EXECUTE_READWRITE:
+        return (
+            "exec_was_rwx",
+            Severity.MEDIUM,
+            f"{region.type_name} memory allocated RWX and later made {region.protect_name}",
+        )
+    return (
+        "exec_private",
+        Severity.MEDIUM,
+        f"{region.type_name} memory allocated {region.allocation_protect_name} and later made "
+        f"executable ({region.protect_name}); no PE image backs it",
+    )
 
 
 def _pe_finding(context, found, start, end, executable, common) -> Finding:
@@ -210,20 +286,7 @@ def _pe_finding(context, found, start, end, executable, common) -> Finding:
 
 
 def _code_finding(context: Context, region: RegionFact, common: dict) -> Finding:
-    now_writable = constants.is_writable(region.protect)
-    was_executable_writable = (region.allocation_protect & 0xFF) == constants.PAGE_EXECUTE_READWRITE
-    if now_writable:
-        kind, severity = "exec_rwx", Severity.HIGH
-        reason = f"{region.type_name} memory is writable and executable ({region.protect_name})"
-    elif was_executable_writable:
-        kind, severity = "exec_was_rwx", Severity.MEDIUM
-        reason = f"{region.type_name} memory allocated RWX and later made {region.protect_name}"
-    else:
-        kind, severity = "exec_private", Severity.MEDIUM
-        reason = (
-            f"{region.type_name} memory allocated {region.allocation_protect_name} and later made "
-            f"executable ({region.protect_name}); no PE image backs it"
-        )
+    kind, severity, reason = _code_kind(region)
     finding = Finding(
         kind,
         severity,
@@ -417,6 +480,10 @@ def _unlisted_images(context: Context) -> Iterator[Finding]:
             )
         elif not head:
             finding.evidence.append("the header page is not captured")
+        damage = facts.damaged_lists.get("modules")
+        if damage:
+            finding.confidence = Confidence.LOW
+            finding.rank_down(f"{damage}: the image may be listed past the cut")
         context.preview(finding, base)
         yield finding
 
@@ -434,6 +501,7 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
             facts.notes.append(f"{module.name}: headers not captured, ETW functions not checked")
             continue
         arch = header.arch if header.arch in ("x86", "x64") else context.code_arch
+        checked = 0
         for name in functions:
             address = exports.get(name)
             if address is None or address == -1:
@@ -442,6 +510,7 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
             if not data:
                 facts.notes.append(f"{module.name}!{name}: code not captured")
                 continue
+            checked += 1
             instructions = code.disassemble(data, address, arch, 8)
             verdict = classify_patch(instructions, module)
             if verdict is None:
@@ -465,6 +534,12 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
             finding.disassembly = code.disassembly_text(instructions)
             finding.hexdump = code.hexdump_text(data)
             yield finding
+        problems = context.export_problems(module, functions)
+        forwarded = [name for name in functions if exports.get(name) == -1]
+        if problems or not checked and not forwarded:
+            outcome = "ETW patch check did not run" if not checked else "ETW patch check may be incomplete"
+            why = "; ".join(problems) or f"none of {', '.join(functions)} is in the export table"
+            facts.notes.append(f"{module.name}: {outcome}: {why}")
 
 
 def classify_patch(instructions: List[code.Instruction], module: ModuleFact) -> Optional[Tuple[str, int]]:

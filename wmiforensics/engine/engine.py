@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .allowlist import AllowList
 from .detectors import DETECTORS, Context
@@ -32,7 +32,7 @@ def analyse(
     for detector in DETECTORS:
         everything.extend(detector(context))
     result = Analysis([], notes=list(facts.notes))
-    for finding in everything:
+    for finding in _distinct(everything):
         finding.pid, finding.process = facts.pid, facts.name
         if allow_list is not None and allow_list.allows(finding, facts):
             result.allowed += 1
@@ -42,3 +42,20 @@ def analyse(
             result.findings.append(finding)
     result.findings.sort(key=lambda item: (-item.severity, item.start, item.kind))
     return result
+
+
+def _distinct(findings: List[Finding]) -> List[Finding]:
+    """One finding per (kind, range, module, reason): a damaged list that revisits an entry (or
+    two facts that say the same thing) must not repeat a finding; the repeat count is evidence."""
+    seen: Dict[Tuple, Finding] = {}
+    counts: Dict[Tuple, int] = {}
+    for finding in findings:
+        key = (finding.kind, finding.start, finding.end, finding.module, finding.reason)
+        if key in seen:
+            counts[key] += 1
+            continue
+        seen[key], counts[key] = finding, 1
+    for key, finding in seen.items():
+        if counts[key] > 1:
+            finding.evidence.append(f"reported {counts[key]} times by the input's lists; shown once")
+    return list(seen.values())

@@ -7,7 +7,7 @@ from VADs, PTEs, PEB loader lists and ETHREADs. Detectors never see the backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, FrozenSet, List, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from ..minidump.model import RegionProperties
 
@@ -99,9 +99,22 @@ class ProcessFacts:
     #: True when the regions list is real (a minidump without MemoryInfoList has none).
     has_region_list: bool = True
     notes: List[str] = field(default_factory=list)
-    #: Captured address ranges, for inputs without a region list (scanners walk these instead).
-    captured_spans: Optional[Callable[[], List[Tuple[int, int]]]] = None
+    #: ``present(start, end)``: sorted (start, end) runs of bytes that exist inside [start, end)
+    #: (captured segments, valid pages). Scanners walk these, never a region's declared size;
+    #: see :mod:`wmiforensics.captured`. None: every declared byte may exist (hand-made facts).
+    present: Optional[Callable[[int, int], Iterable[Tuple[int, int]]]] = None
     parent: Optional[ParentFact] = None
     #: None when the input cannot tell (minidumps); a list (maybe empty) when it can.
     image_page_changes: Optional[List[PageChange]] = None
     command_line: Optional[str] = None
+    #: Lists whose walk was cut (a loop, an unreadable link): name -> why. Findings that rest on
+    #: a list being complete (an image "missing" from the module lists) are ranked down.
+    damaged_lists: Dict[str, str] = field(default_factory=dict)
+    #: Highest user-mode address + 1 for this process: nothing a process owns lies above it.
+    address_limit: int = 1 << 47
+
+    def present_spans(self, start: int, end: int) -> Iterable[Tuple[int, int]]:
+        """Runs of existing bytes in [start, end) (the whole range when the backend cannot tell)."""
+        if self.present is None:
+            return [(start, end)] if end > start else []
+        return self.present(start, end)

@@ -7,6 +7,7 @@ parsed: machine, sizes, entry point, sections and exports of an image *as mapped
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
@@ -239,31 +240,55 @@ def find_section_table(page: bytes) -> Optional[int]:
     return None
 
 
-def read_exports(header: PeHeader, read: Reader, wanted: Optional[set] = None) -> Dict[str, int]:
-    """Named exports as absolute addresses; forwarders (RVA inside the export directory) map to -1.
+_FORWARDER = re.compile(rb"[A-Za-z0-9_.-]{1,200}\.[A-Za-z0-9_#@?$]{1,256}\x00")
 
-    ``wanted`` limits the names returned, which keeps the walk cheap on large DLLs.
+
+def read_exports(
+    header: PeHeader, read: Reader, wanted: Optional[set] = None, problems: Optional[List[str]] = None
+) -> Dict[str, int]:
+    """Named exports as absolute addresses; forwarders (``DLL.Name`` strings inside the export
+    directory) map to -1.
+
+    ``wanted`` limits the names returned, which keeps the walk cheap on large DLLs. Damage that
+    can hide an export (a directory that claims the whole image, a name table that repeats
+    itself) is described in ``problems`` so the caller can say which check could not run.
     """
+    problems = problems if problems is not None else []
     rva, size = header.export_directory
     if not rva or size < IMAGE_EXPORT_DIRECTORY.sizeof() or rva >= header.size_of_image:
+        if rva or size:
+            problems.append(f"the export directory (RVA 0x{rva:x}, size 0x{size:x}) is not usable")
         return {}
+    if rva + size > header.size_of_image or size > header.size_of_image // 2:
+        problems.append(
+            f"the export directory claims 0x{size:x} bytes of a 0x{header.size_of_image:x}-byte image; "
+            "forwarders were told from code by their DLL.Name strings"
+        )
     raw = read(header.base + rva, IMAGE_EXPORT_DIRECTORY.sizeof())
     if len(raw) < IMAGE_EXPORT_DIRECTORY.sizeof():
+        problems.append("the export directory is not captured")
         return {}
     directory = IMAGE_EXPORT_DIRECTORY.parse(raw)
     functions = min(directory.NumberOfFunctions, MAX_EXPORTS)
     names = min(directory.NumberOfNames, MAX_EXPORTS)
     if not names or not functions:
+        problems.append("the export directory lists no named functions")
         return {}
     name_rvas = read(header.base + directory.AddressOfNames, names * 4)
     ordinals = read(header.base + directory.AddressOfNameOrdinals, names * 2)
     function_rvas = read(header.base + directory.AddressOfFunctions, functions * 4)
     names = min(names, len(name_rvas) // 4, len(ordinals) // 2)
     result: Dict[str, int] = {}
+    seen_names: set = set()
+    repeats = 0
     for index in range(names):
         name_rva = struct.unpack_from("<I", name_rvas, index * 4)[0]
         if name_rva >= header.size_of_image:
             continue
+        if name_rva in seen_names:
+            repeats += 1
+            continue
+        seen_names.add(name_rva)
         name = read(header.base + name_rva, MAX_NAME).split(b"\x00", 1)[0].decode("ascii", "replace")
         if wanted is not None and name not in wanted:
             continue
@@ -271,6 +296,10 @@ def read_exports(header: PeHeader, read: Reader, wanted: Optional[set] = None) -
         if ordinal * 4 + 4 > len(function_rvas):
             continue
         function_rva = struct.unpack_from("<I", function_rvas, ordinal * 4)[0]
-        forwarded = rva <= function_rva < rva + size
+        forwarded = rva <= function_rva < rva + size and _FORWARDER.match(
+            read(header.base + function_rva, 458)
+        )
         result[name] = -1 if forwarded else header.base + function_rva
+    if repeats:
+        problems.append(f"the export name table repeats {repeats:,} entries (a loop)")
     return result

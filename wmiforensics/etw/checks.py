@@ -139,6 +139,7 @@ def _expected_sessions(silo: SiloEtw, *, defender_expected: bool) -> Iterator[Fi
 
 def _provider_checks(silo: SiloEtw) -> Iterator[Finding]:
     loggers = {logger.slot: logger.name for logger in silo.loggers}
+    confidence = Confidence.MEDIUM if silo.providers_damaged else Confidence.HIGH
     for provider in silo.providers:
         if provider.guid == knowledge.THREAT_INTELLIGENCE and provider.registrations:
             enable = provider.provider_enable
@@ -159,6 +160,7 @@ def _provider_checks(silo: SiloEtw) -> Iterator[Finding]:
                     f"{names}, but its ProviderEnableInfo is zeroed: the kernel stops emitting its events "
                     "(the data-only EtwThreatIntProvRegHandle attack)",
                     [f"_ETW_GUID_ENTRY 0x{provider.guid_entry:x}", f"ProviderEnableInfo {enable}"],
+                    confidence,
                 )
         if provider.guid == knowledge.WMI_ACTIVITY and provider.registrations and not provider.is_enabled:
             yield _finding(
@@ -172,6 +174,7 @@ def _provider_checks(silo: SiloEtw) -> Iterator[Finding]:
                     f"_ETW_GUID_ENTRY 0x{provider.guid_entry:x}",
                     f"registered by {', '.join(r.owner for r in provider.registrations)}",
                 ],
+                confidence,
             )
 
 

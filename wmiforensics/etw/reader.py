@@ -89,6 +89,11 @@ class SiloEtw:
     notes: List[str] = field(default_factory=list)
     max_loggers_address: Optional[int] = None
 
+    @property
+    def providers_damaged(self) -> bool:
+        """The GUID hash table walk was cut or looped: provider findings rest on a damaged list."""
+        return any(note.startswith("EtwpGuidHashTable is damaged") for note in self.notes)
+
 
 class EtwReader:
     def __init__(self, context: interfaces.context.ContextInterface, kernel_module_name: str) -> None:
@@ -189,16 +194,27 @@ class EtwReader:
             if state and self.is_kernel_address(state) and self.readable(state):
                 yield f"server silo (job 0x{job:x})", state
 
-    def _walk_list(self, head: int, link_offset: int, limit: int) -> Iterator[int]:
-        """Containing-record addresses of a LIST_ENTRY chain, with loop and length bounds."""
+    def _walk_list(
+        self, head: int, link_offset: int, limit: int, cut: Optional[List[str]] = None
+    ) -> Iterator[int]:
+        """Containing-record addresses of a LIST_ENTRY chain, with loop and length bounds.
+
+        A walk that ends anywhere but back at ``head`` (a loop into the middle, the bound, a
+        pointer out of kernel space) is described in ``cut`` when the caller passes a list.
+        """
         seen = {head}
         cursor = self.read_pointer(head)
         while cursor and cursor not in seen and len(seen) <= limit:
             seen.add(cursor)
             if not self.is_kernel_address(cursor):
+                if cut is not None:
+                    cut.append(f"the list at 0x{head:x} leaves kernel space (0x{cursor:x})")
                 return
             yield cursor - link_offset
             cursor = self.read_pointer(cursor)
+        if cut is not None and cursor and cursor != head:
+            why = "loops back" if cursor in seen else f"passes {limit:,} entries"
+            cut.append(f"the list at 0x{head:x} {why} before returning to its head")
 
     def _silo(self, label: str, address: int) -> SiloEtw:
         state = self.object("_ETW_SILODRIVERSTATE", address)
@@ -228,7 +244,7 @@ class EtwReader:
             state.vol.members["EtwpGuidHashTable"][0] if state.has_member("EtwpGuidHashTable") else None
         )
         providers = (
-            self._providers(address + hash_offset, self.kernel.get_type("_ETW_HASH_BUCKET").size)
+            self._providers(address + hash_offset, self.kernel.get_type("_ETW_HASH_BUCKET").size, notes)
             if (hash_offset is not None and self.has_type("_ETW_HASH_BUCKET"))
             else []
         )
@@ -254,7 +270,8 @@ class EtwReader:
         slots = self.symbol_address("WmipLoggerContext")
         list_entry = self.kernel.get_type("_LIST_ENTRY").size
         stride = 3 * list_entry + self.pointer_size
-        providers = self._providers(self.symbol_address("EtwpGuidHashTable"), stride)
+        notes: List[str] = []
+        providers = self._providers(self.symbol_address("EtwpGuidHashTable"), stride, notes)
         return SiloEtw(
             "host (global state)",
             None,
@@ -263,6 +280,7 @@ class EtwReader:
             "global WmipLoggerContext[64]",
             self._loggers(slots, 64),
             providers,
+            notes,
         )
 
     def _scalar_fields(self, obj, address: int) -> Iterator[Tuple[int, str, str, object]]:
@@ -373,17 +391,33 @@ class EtwReader:
 
     # -- providers --------------------------------------------------------------------------------
 
-    def _providers(self, table: int, stride: int) -> List[Provider]:
+    def _providers(self, table: int, stride: int, notes: List[str]) -> List[Provider]:
+        """Every GUID entry once, however the buckets are linked; damage is noted in ``notes``."""
         list_entry = self.kernel.get_type("_LIST_ENTRY").size
         links = self.member_offset("_ETW_GUID_ENTRY", "GuidList") or 0
         providers: List[Provider] = []
+        reported: set = set()
+        cut: List[str] = []
+        repeated = 0
         for bucket in range(HASH_BUCKETS):
             for list_index, list_name in enumerate(knowledge.GUID_LISTS):
                 head = table + bucket * stride + list_index * list_entry
-                for entry in self._walk_list(head, links, MAX_LIST_ENTRIES):
+                for entry in self._walk_list(head, links, MAX_LIST_ENTRIES, cut):
+                    if entry in reported:
+                        repeated += 1
+                        continue
+                    reported.add(entry)
                     provider = self._provider(entry, bucket, list_name)
                     if provider is not None:
                         providers.append(provider)
+        if cut or repeated:
+            details = "; ".join(cut[:3]) + (f"; ... ({len(cut)} lists)" if len(cut) > 3 else "")
+            again = f"{repeated:,} entries reached again from another list were skipped" if repeated else ""
+            notes.append(
+                "EtwpGuidHashTable is damaged: "
+                + "; ".join(part for part in (details, again) if part)
+                + "; provider findings have lower confidence"
+            )
         return providers
 
     def _provider(self, address: int, bucket: int, list_name: str) -> Optional[Provider]:

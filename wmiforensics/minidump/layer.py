@@ -146,6 +146,34 @@ class MinidumpLayer(segmented.SegmentedLayer):
         return super().is_valid(offset, length)
 
 
+#: A file at least this large whose minidump structure explains less than half of it is not taken
+#: for a minidump: real writers fill the file with streams and memory, nothing else.
+FULL_IMAGE_MINIMUM = 16 << 20
+
+
+def explained_bytes(dump: Minidump) -> int:
+    """End of the last file byte the dump's structure refers to (directory, streams, memory)."""
+    ends = [stream.rva + stream.present_size for stream in dump.streams]
+    ends += [segment.file_offset + segment.size for segment in dump.segments]
+    return max(ends, default=0)
+
+
+def not_a_process_dump(dump: Minidump) -> Optional[str]:
+    """Why a file that starts with a valid MDMP header is read as something else, or None.
+
+    Decided by the whole structure, not the first bytes: a full memory image can begin with a
+    minidump header (planted, or left in physical page 0), but its streams then cover only a
+    sliver of a large file.
+    """
+    explained = explained_bytes(dump)
+    if dump.file_size >= FULL_IMAGE_MINIMUM and explained * 2 < dump.file_size:
+        return (
+            f"{dump.name} begins with a minidump header, but its streams and memory cover only the first "
+            f"{explained:,} of {dump.file_size:,} bytes: it is read as a full memory image"
+        )
+    return None
+
+
 class MinidumpStacker(interfaces.automagic.StackerLayerInterface):
     """Stacks a :class:`MinidumpLayer` on any layer that starts with ``MDMP``."""
 
@@ -170,7 +198,13 @@ class MinidumpStacker(interfaces.automagic.StackerLayerInterface):
         new_name = context.layers.free_layer_name("MinidumpLayer")
         context.config[interfaces.configuration.path_join(new_name, "base_layer")] = layer_name
         try:
-            return MinidumpLayer(context, new_name, new_name)
+            layer = MinidumpLayer(context, new_name, new_name)
+            decision = not_a_process_dump(layer.minidump)
+            if decision:
+                vollog.warning(decision)
+                del context.config[interfaces.configuration.path_join(new_name, "base_layer")]
+                return None
+            return layer
         except MinidumpFormatException as error:
             # The plugin re-reads the file and reports this one clear message itself.
             vollog.debug(f"Minidump stacking failed: {error}")

@@ -28,9 +28,11 @@ from ..backends import kernel as kernel_backend
 from ..backends.minidump import facts_from_minidump
 from ..engine.facts import ProcessFacts
 from ..errors import InputError
-from ..minidump.layer import MinidumpLayer
+from ..minidump.layer import MinidumpLayer, not_a_process_dump
 from ..minidump.reader import Minidump, identify_foreign_format
 from ..minidump.source import FileSource
+from . import common
+from .common import check_input_file
 
 KERNEL = "kernel"
 
@@ -106,10 +108,12 @@ class KernelInput:
 Input = Union[Minidump, KernelInput]
 
 
-def _location(context, config_path: str) -> Optional[str]:
+def input_location(context, config_path: str) -> Optional[str]:
     """The input file: from -f, or from a configuration saved by --save-config."""
-    location = context.config.get("automagic.LayerStacker.single_location") or context.config.get(
-        path_join(config_path, KERNEL, "layer_name", "base_layer", "location")
+    location = (
+        context.config.get("automagic.LayerStacker.single_location")
+        or context.config.get(path_join(config_path, KERNEL, "layer_name", "base_layer", "location"))
+        or context.config.get(path_join(config_path, "primary", "base_layer", "location"))
     )
     if not location:
         return None
@@ -133,12 +137,13 @@ def resolve_input(context: interfaces.context.ContextInterface, config_path: str
         if isinstance(module_name, str) and module_name in context.modules:
             return KernelInput(kernel_backend.KernelView(context, module_name))
         raise InputError(_missing_symbols_message(context, layer))
-    return _diagnose_file(_location(context, config_path))
+    return diagnose_file(input_location(context, config_path))
 
 
-def _diagnose_file(location: Optional[str]) -> Minidump:
+def diagnose_file(location: Optional[str]) -> Minidump:
     if not location:
         raise InputError("no input: give a minidump or memory image with -f before the plugin name")
+    check_input_file(location)
     try:
         source = FileSource(location)
     except OSError as error:
@@ -151,6 +156,11 @@ def _diagnose_file(location: Optional[str]) -> Minidump:
         dump = Minidump(source, name=location)  # raises the precise MinidumpError when damaged
         dump.require_windows()
         dump.require_usable()
+        if not_a_process_dump(dump):
+            common.vollog.warning(
+                f"{location}: no Windows kernel was found beyond its minidump header either; "
+                "it is read as a process minidump"
+            )
         return dump
     source.close()
     what = identify_foreign_format(head)

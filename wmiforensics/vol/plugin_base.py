@@ -10,11 +10,12 @@ from typing import Callable, ClassVar, Iterator, List, Optional
 
 from volatility3.framework import renderers
 from volatility3.framework.configuration import requirements
+from volatility3.framework.interfaces.configuration import path_join
 
 from ..engine.facts import ProcessFacts
 from ..errors import InputError
 from ..minidump.reader import Minidump
-from . import common, inputs
+from . import common, dumps, inputs
 
 
 class MinidumpTable:
@@ -37,8 +38,20 @@ class MinidumpTable:
     def rows(self, dump: Minidump) -> Iterator[tuple]:
         raise NotImplementedError
 
+    @classmethod
+    def unsatisfied(cls, context, config_path):
+        """Let the run start without a layer (a directory, an unreadable file): :meth:`_generator`
+        then says in one line what the input is, instead of Volatility's requirement dump."""
+        missing = super().unsatisfied(context, config_path)
+        primary = path_join(config_path, "primary")
+        return {key: value for key, value in missing.items() if not key.startswith(primary)}
+
     def _generator(self):
-        dump = common.locate_minidump(self.context, self.config["primary"])
+        layer_name = self.config.get("primary")
+        if not layer_name or layer_name not in self.context.layers:
+            dump = inputs.diagnose_file(inputs.input_location(self.context, self.config_path))
+        else:
+            dump = common.locate_minidump(self.context, layer_name)
         common.report_warnings(dump)
         yield from self.rows(dump)
 
@@ -84,9 +97,9 @@ class AnyInput:
             extra=predicate,
         )
 
-    def file_opener(self):
-        """The plugin's file handler when --dump is set, else None."""
-        return self.open if self.config.get("dump") else None
+    def dumper(self) -> Optional[dumps.Dumper]:
+        """The run's ``--dump`` writer (budgeted by ``--dump-limit``), or None without --dump."""
+        return dumps.Dumper.from_config(self.open if self.config.get("dump") else None, self.config)
 
 
 class KernelOnly:
@@ -129,7 +142,11 @@ class EtwTable(KernelOnly):
         from ..etw.reader import EtwReader
 
         reader = EtwReader(self.context, self.kernel_module_name())
-        yield from self.rows(reader, reader.silos())
+        silos = reader.silos()
+        for silo in silos:
+            for note in silo.notes:
+                common.vollog.warning(common.escape_control(f"{silo.label}: {note}"))
+        yield from self.rows(reader, silos)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(self.columns, common.guarded(self._generator()))

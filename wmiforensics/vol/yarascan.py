@@ -10,7 +10,7 @@ from volatility3.framework.renderers import format_hints
 from ..engine import code
 from ..engine.facts import ProcessFacts
 from ..yarascan import Hit
-from .injection import OpenFile, _copy, safe_component
+from .dumps import Dumper, safe_component
 
 YARASCAN_COLUMNS = [
     ("PID", int),
@@ -34,7 +34,6 @@ YARASCAN_COLUMNS = [
 
 CONTEXT_BEFORE = 16
 CONTEXT_AFTER = 48
-MAX_REGION_DUMP = 256 << 20
 
 
 def _preview(data: bytes) -> str:
@@ -86,21 +85,13 @@ def hit_row(hit: Hit, facts: ProcessFacts, arch: str, dumped: List[str]) -> tupl
     )
 
 
-def rows(hits: Iterator[Hit], facts: ProcessFacts, open_file: Optional[OpenFile]) -> Iterator[tuple]:
+def rows(hits: Iterator[Hit], facts: ProcessFacts, dumper: Optional[Dumper]) -> Iterator[tuple]:
     arch = "x86" if facts.arch == "x86" else "x64"
-    written = set()
     for hit in hits:
         dumped: List[str] = []
-        if open_file is not None and hit.region is not None:
-            region = hit.region
-            size = min(region.size, MAX_REGION_DUMP)
+        if dumper is not None and hit.region is not None:
             pid = hit.pid if hit.pid is not None else "unknown"
-            name = f"pid{pid}.yara.{region.base:x}-{region.base + size:x}.bin"
-            if name not in written:
-                with open_file(name) as handle:
-                    _copy(facts, region.base, size, handle)
-                written.add(name)
-            dumped.append(name)
+            dumped = dumper.write_range(facts, f"pid{pid}.yara", hit.region.base, hit.region.size)
         yield hit_row(hit, facts, arch, dumped)
 
 

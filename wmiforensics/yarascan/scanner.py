@@ -1,7 +1,9 @@
 """Scan process memory region by region and keep only hits inside each rule's scope.
 
-Regions are read in bounded chunks that overlap by ``OVERLAP`` bytes, so a string that spans a
-chunk boundary is still found, and a hit in an overlap is reported once.
+Which bytes are visited is decided by :mod:`wmiforensics.captured`: only bytes that exist
+(captured segments, valid pages), in bounded chunks that overlap by ``OVERLAP`` bytes, so a string
+that spans a chunk boundary is still found, and a hit in an overlap is reported once. The cost
+follows the bytes the input holds, never a region's declared size.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from .. import captured
 from ..addressmap import AddressMap
 from ..engine.facts import ProcessFacts, RegionFact
 from ..minidump import constants
 from .rules import RuleInfo, RulePack
 
-CHUNK = 16 << 20
-OVERLAP = 64 << 10
+CHUNK = captured.CHUNK
+OVERLAP = captured.OVERLAP
 MAX_INSTANCES_PER_HIT = 8
 
 
@@ -51,8 +54,8 @@ def in_scope(scope: str, region: Optional[RegionFact]) -> bool:
 def _spans(facts: ProcessFacts) -> List[Tuple[int, int, Optional[RegionFact]]]:
     if facts.has_region_list:
         return [(region.base, region.end, region) for region in facts.regions if region.is_committed]
-    if facts.captured_spans is not None:
-        return [(start, end, None) for start, end in facts.captured_spans()]
+    if facts.present is not None:
+        return [(0, 1 << 64, None)]  # every captured byte, wherever it lies
     return []
 
 
@@ -64,13 +67,9 @@ def scan_process(facts: ProcessFacts, pack: RulePack) -> Iterator[Hit]:
         if not scopes_here:
             continue
         found: Dict[str, Hit] = {}
-        cursor = start
-        while cursor < end:
-            length = min(CHUNK + OVERLAP, end - cursor)
-            data = facts.read(cursor, length)
-            if data:
-                _collect(pack, data, cursor, cursor + CHUNK, region, address_map, scopes_here, found)
-            cursor += CHUNK
+        for chunk in captured.chunks(facts.read, facts.present_spans, start, end, CHUNK, OVERLAP):
+            fresh_end = chunk.fresh_end
+            _collect(pack, chunk.data, chunk.address, fresh_end, region, address_map, scopes_here, found)
         for hit in sorted(found.values(), key=lambda item: item.address):
             hit.pid, hit.process = facts.pid, facts.name
             yield hit

@@ -6,7 +6,7 @@ from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
 from wmiforensics.engine import AllowList, Severity, analyse
-from wmiforensics.vol import common, injection
+from wmiforensics.vol import common, dumps, injection
 from wmiforensics.vol.plugin_base import AnyInput
 
 vollog = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ class WmiInjection(AnyInput, interfaces.plugins.PluginInterface):
     patched ETW functions in a process minidump or a full memory image, with evidence for each."""
 
     _required_framework_version = (2, 0, 0)
-    _version = (1, 1, 0)
+    _version = (1, 2, 0)
     default_names = ["WmiPrvSE.exe"]
 
     @classmethod
@@ -42,6 +42,7 @@ class WmiInjection(AnyInput, interfaces.plugins.PluginInterface):
                 default=False,
                 optional=True,
             ),
+            dumps.dump_limit_requirement(),
         ]
 
     def _generator(self):
@@ -50,14 +51,16 @@ class WmiInjection(AnyInput, interfaces.plugins.PluginInterface):
         for facts in self.process_facts():
             analysis = analyse(facts, min_severity=min_severity, allow_list=allow_list)
             for note in analysis.notes:
-                vollog.warning(f"{facts.name} ({facts.pid}): {note}")
+                vollog.warning(common.escape_control(f"{facts.name} ({facts.pid}): {note}"))
             if analysis.below_threshold or analysis.allowed:
                 hidden = f"{analysis.below_threshold} findings below --min-severity"
                 vollog.warning(
-                    f"{facts.name} ({facts.pid}): {hidden} and {analysis.allowed} matched by the allow-list "
-                    "are not shown"
+                    common.escape_control(
+                        f"{facts.name} ({facts.pid}): {hidden} and {analysis.allowed} matched by the "
+                        "allow-list are not shown"
+                    )
                 )
-            yield from injection.rows(analysis.findings, facts, self.file_opener())
+            yield from injection.rows(analysis.findings, facts, self.dumper())
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(injection.INJECTION_COLUMNS, common.guarded(self._generator()))

@@ -4,7 +4,7 @@ from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
 from wmiforensics.backends.kernel import hosts_winmgmt
-from wmiforensics.vol import common, yarascan
+from wmiforensics.vol import common, dumps, yarascan
 from wmiforensics.vol.plugin_base import AnyInput
 from wmiforensics.yarascan import RulePack, scan_process
 
@@ -14,7 +14,7 @@ class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
     region, protection and module."""
 
     _required_framework_version = (2, 0, 0)
-    _version = (1, 1, 0)
+    _version = (1, 2, 0)
     default_names = ["WmiPrvSE.exe", "scrcons.exe"]
     default_predicate = staticmethod(hosts_winmgmt)
     select_all = True
@@ -39,6 +39,7 @@ class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
                 default=False,
                 optional=True,
             ),
+            dumps.dump_limit_requirement(),
         ]
 
     def _rule_pack(self) -> RulePack:
@@ -51,7 +52,7 @@ class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
     def _generator(self):
         pack = self._rule_pack()
         for facts in self.process_facts():
-            yield from yarascan.rows(scan_process(facts, pack), facts, self.file_opener())
+            yield from yarascan.rows(scan_process(facts, pack), facts, self.dumper())
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(yarascan.YARASCAN_COLUMNS, common.guarded(self._generator()))
