@@ -10,6 +10,7 @@ from typing import Dict, List
 
 import pytest
 import yara
+import yara_x
 
 from fixtures.labdump import build_wmiprvse, write_minidump
 from fixtures.labdump.constants import (
@@ -28,6 +29,7 @@ from fixtures.labdump.yara_examples import (
     read_rules,
     rule_examples,
 )
+from wmiforensics.yarascan import RulePack
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_DIR = REPO / "yara_rules"
@@ -78,8 +80,18 @@ def pack() -> yara.Rules:
     return compile_rules(RULES_DIR)
 
 
+@pytest.fixture(scope="module")
+def pack_x():
+    """The pack as the scanner compiles it under yara-x (the default engine)."""
+    return RulePack.from_directory(RULES_DIR, engine="yara-x")
+
+
 def _matches(pack: yara.Rules, data: bytes) -> List[str]:
     return sorted(match.rule for match in pack.match(data=data))
+
+
+def _matches_x(pack: RulePack, data: bytes) -> List[str]:
+    return sorted(info.identifier for info, _ in pack.matches(data))
 
 
 # --- (a) lint --------------------------------------------------------------------------------------------
@@ -102,6 +114,14 @@ def test_the_pack_has_one_file_per_theme_and_unique_rule_names():
 def test_the_whole_pack_compiles_as_the_scanner_compiles_it(pack):
     assert sorted(rule.identifier for rule in pack) == sorted(RULE_IDS)
     assert all(not rule.is_private and not rule.is_global for rule in pack)
+
+
+def test_every_rule_file_compiles_on_yara_x_without_warnings():
+    for path in sorted(RULES_DIR.glob("*.yar")):
+        compiler = yara_x.Compiler()
+        compiler.add_source(path.read_text(), origin=path.name)
+        compiler.build()
+        assert compiler.warnings() == [], path.name
 
 
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
@@ -234,15 +254,18 @@ def test_example_counts():
 
 
 @pytest.mark.parametrize("example", POSITIVES, ids=[f"{e.rule}:{e.name}" for e in POSITIVES])
-def test_positive_example_matches_its_rule(pack, example):
-    assert example.rule in _matches(pack, example.data)
-    assert example.rule in _matches(pack, bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE))
+def test_positive_example_matches_its_rule(pack, pack_x, example):
+    padded = bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE)
+    for data in (example.data, padded):
+        assert example.rule in _matches(pack, data)
+        assert _matches_x(pack_x, data) == _matches(pack, data)
 
 
 @pytest.mark.parametrize("example", NEAR_MISSES, ids=[f"{e.rule}:{e.name}" for e in NEAR_MISSES])
-def test_near_miss_example_matches_no_rule(pack, example):
-    assert _matches(pack, example.data) == []
-    assert _matches(pack, bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE)) == []
+def test_near_miss_example_matches_no_rule(pack, pack_x, example):
+    padded = bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE)
+    for data in (example.data, padded):
+        assert _matches(pack, data) == [] == _matches_x(pack_x, data)
 
 
 # --- (c) false positives ---------------------------------------------------------------------------------

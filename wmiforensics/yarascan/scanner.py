@@ -7,7 +7,7 @@ chunk boundary is still found, and a hit in an overlap is reported once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..addressmap import AddressMap
 from ..engine.facts import ProcessFacts, RegionFact
@@ -17,6 +17,9 @@ from .rules import RuleInfo, RulePack
 CHUNK = 16 << 20
 OVERLAP = 64 << 10
 MAX_INSTANCES_PER_HIT = 8
+
+#: Volatility's progress callback: (percent done, what is being done).
+Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -56,12 +59,17 @@ def _spans(facts: ProcessFacts) -> List[Tuple[int, int, Optional[RegionFact]]]:
     return []
 
 
-def scan_process(facts: ProcessFacts, pack: RulePack) -> Iterator[Hit]:
-    """Every in-scope hit of ``pack`` in the process, in address order, one per rule and region."""
+def scan_process(facts: ProcessFacts, pack: RulePack, progress: Optional[Progress] = None) -> Iterator[Hit]:
+    """Every in-scope hit of ``pack`` in the process, in address order, one per rule and region.
+
+    ``progress`` (Volatility's progress callback) hears the share of this process's bytes scanned.
+    """
     address_map = AddressMap(facts.regions, facts.modules)
-    for start, end, region in _spans(facts):
-        scopes_here = {info.identifier for info in pack.rules.values() if in_scope(info.scope, region)}
-        if not scopes_here:
+    spans = _spans(facts)
+    meter = _Meter(progress, sum(end - start for start, end, _ in spans), f"YARA scan of PID {facts.pid}")
+    for start, end, region in spans:
+        if pack.lists_every_rule and not any(in_scope(info.scope, region) for info in pack.rules.values()):
+            meter.advance(end - start)
             continue
         found: Dict[str, Hit] = {}
         cursor = start
@@ -69,28 +77,49 @@ def scan_process(facts: ProcessFacts, pack: RulePack) -> Iterator[Hit]:
             length = min(CHUNK + OVERLAP, end - cursor)
             data = facts.read(cursor, length)
             if data:
-                _collect(pack, data, cursor, cursor + CHUNK, region, address_map, scopes_here, found)
+                _collect(pack, data, cursor, cursor + CHUNK, region, address_map, found)
+            meter.advance(min(CHUNK, end - cursor))
             cursor += CHUNK
         for hit in sorted(found.values(), key=lambda item: item.address):
             hit.pid, hit.process = facts.pid, facts.name
             yield hit
+    meter.done()
 
 
-def _collect(pack, data, base, limit, region, address_map, wanted, found) -> None:
-    for match in pack.compiled.match(data=data):
-        if match.rule not in wanted:
+class _Meter:
+    """Calls the progress callback at most once per whole percent."""
+
+    def __init__(self, progress: Optional[Progress], total: int, text: str) -> None:
+        self.progress, self.total, self.text = progress, max(total, 1), text
+        self.scanned, self.reported = 0, -1
+
+    def advance(self, count: int) -> None:
+        self.scanned += count
+        percent = min(100, self.scanned * 100 // self.total)
+        if self.progress is not None and percent != self.reported:
+            self.reported = percent
+            self.progress(float(percent), self.text)
+
+    def done(self) -> None:
+        if self.progress is not None and self.reported != 100:
+            self.reported = 100
+            self.progress(100.0, self.text)
+
+
+def _collect(pack, data, base, limit, region, address_map, found) -> None:
+    for info, strings in pack.matches(data):
+        if not in_scope(info.scope, region):
             continue
-        for string in match.strings:
-            for instance in string.instances:
-                address = base + instance.offset
-                if address >= limit:
-                    continue  # the next chunk reports it
-                hit = found.get(match.rule)
-                if hit is None:
-                    module = address_map.module_of(address)
-                    hit = found[match.rule] = Hit(
-                        pack.info(match.rule), address, region, module.name if module else "unbacked"
-                    )
-                hit.address = min(hit.address, address)
-                if len(hit.strings) < MAX_INSTANCES_PER_HIT:
-                    hit.strings.append((string.identifier, address, bytes(instance.matched_data[:64])))
+        for identifier, offset, matched in strings:
+            address = base + offset
+            if address >= limit:
+                continue  # the next chunk reports it
+            hit = found.get(info.identifier)
+            if hit is None:
+                module = address_map.module_of(address)
+                hit = found[info.identifier] = Hit(
+                    info, address, region, module.name if module else "unbacked"
+                )
+            hit.address = min(hit.address, address)
+            if len(hit.strings) < MAX_INSTANCES_PER_HIT:
+                hit.strings.append((identifier, address, matched))
