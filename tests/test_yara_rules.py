@@ -43,11 +43,14 @@ EXAMPLE_KEY = re.compile(r"^example_(positive|near_miss)(_([2-9]|[1-9][0-9]+))?$
 
 EXPECTED_RULES = {
     "wmi_com_identifiers.yar": {
-        "WMI_COM_Identifiers_With_WQL",
-        "WMI_COM_Identifiers_With_Method_Or_Consumer",
+        "WMI_Client_Locator_Login_GUID_With_WQL",
+        "WMI_Client_Locator_Login_GUID_With_Process_Or_Consumer",
     },
     "wmi_vtable_calls.yar": {"WMI_IWbemServices_Vtable_Calls_x64", "WMI_IWbemServices_Vtable_Calls_x86"},
-    "wmi_marshalled_calls.yar": {"WMI_Marshalled_Interface_OBJREF", "WMI_Marshalled_Process_Create_Object"},
+    "wmi_marshalled_calls.yar": {
+        "WMI_Marshalled_Session_Interface_OBJREF",
+        "WMI_Marshalled_Process_Create_Object",
+    },
     "wmi_event_subscriptions.yar": {
         "WMI_Event_Consumer_Suspicious_Payload",
         "WMI_Event_Subscription_Binding",
@@ -203,8 +206,9 @@ WMI_GUIDS = {
     "IID_IWbemServices": "9556DC99-828C-11CF-A37E-00AA003240C7",
     "CLSID_WbemLevel1Login": "8BC3F05E-D86B-11D0-A075-00C04FB68820",
     "IID_IWbemLevel1Login": "F309AD18-D86A-11D0-A075-00C04FB68820",
-    "IID_IWbemClassObject": "DC12A681-737F-11CF-884D-00AA004B2E24",
 }
+#: Carried by every marshalled WMI object, so it must not count as a client identifier.
+IID_IWBEMCLASSOBJECT = "DC12A681-737F-11CF-884D-00AA004B2E24"
 
 
 @pytest.mark.parametrize("name", sorted(WMI_GUIDS))
@@ -219,9 +223,19 @@ def test_guid_rule_knows_every_wmi_guid_in_every_form(pack, name):
         "wide lower": f"{{{text.lower()}}}".encode("utf-16-le"),
     }
     for form, blob in forms.items():
-        assert "WMI_COM_Identifiers_With_WQL" in _matches(pack, blob + bytes(64) + query), form
+        assert "WMI_Client_Locator_Login_GUID_With_WQL" in _matches(pack, blob + bytes(64) + query), form
         assert _matches(pack, blob + bytes(64)) == [], form
     assert _matches(pack, uuid.UUID(text).bytes_le + bytes(0x4100) + query) == []
+
+
+def test_the_class_object_iid_is_not_a_client_identifier(pack):
+    query = "SELECT * FROM Win32_Process".encode("utf-16-le")
+    create = "Win32_Process".encode("utf-16-le") + bytes(2) + "Create".encode("utf-16-le")
+    for blob in (uuid.UUID(IID_IWBEMCLASSOBJECT).bytes_le, f"{{{IID_IWBEMCLASSOBJECT}}}".encode("utf-16-le")):
+        assert _matches(pack, blob + bytes(64) + query) == []
+        assert _matches(pack, blob + bytes(64) + create) == []
+        objref = b"MEOW" + bytes([4, 0, 0, 0]) + uuid.UUID(IID_IWBEMCLASSOBJECT).bytes_le
+        assert _matches(pack, objref + bytes(64)) == []
 
 
 # IWbemServices method -> vtable index (MS-WMI opnum).

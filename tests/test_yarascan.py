@@ -111,7 +111,8 @@ def test_real_dumps_are_silent(path):
 
 def test_wmi_text_inside_a_wmi_dll_image_is_not_a_finding(tmp_path):
     proc = build_wmiprvse(arch="x64", build=19045, seed=0)
-    planted = plant_yara_examples(proc, RULES, which="positive", only=["WMI_COM_Identifiers_With_WQL"])
+    only = ["WMI_Client_Locator_Login_GUID_With_WQL"]
+    planted = plant_yara_examples(proc, RULES, which="positive", only=only)
     example = planted[0]
     wbemprox = proc.module("wbemprox.dll")
     inside = wbemprox.base + 0x2000
@@ -125,7 +126,7 @@ def test_wmi_text_inside_a_wmi_dll_image_is_not_a_finding(tmp_path):
     source = (RULES / "wmi_com_identifiers.yar").read_text().replace('scope = "non-image"', 'scope = "any"')
     rows = vol_json(path, "wmi.yarascan", "--yara-rules", source)
     assert [(row["Rule"], row["Module"], row["Type"]) for row in rows] == [
-        ("WMI_COM_Identifiers_With_WQL", "wbemprox.dll", "MEM_IMAGE")
+        ("WMI_Client_Locator_Login_GUID_With_WQL", "wbemprox.dll", "MEM_IMAGE")
     ]
 
 
