@@ -72,6 +72,7 @@ EXPECTED_RULES = {
         "WMI_Process_Create_Hidden_Encoded_PowerShell",
         "WMI_Process_Create_Environment_Variable_Launcher",
         "WMI_Process_Create_Scheduled_Job",
+        "WMI_Process_Create_Output_Staged_In_Registry",
     },
     "wmi_persistence_triggers.yar": {
         "WMI_Script_Consumer_Starts_Process_Or_Writes_Files",

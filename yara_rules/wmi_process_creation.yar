@@ -14,8 +14,11 @@
                                              Action.arguments = "/c " & command & " 1> C:\Windows\Temp\<uuid4>.log 2>&1"
       BC-SECURITY Empire empire/server/modules/powershell/persistence/elevated/wmi.py (mirror mishmashclone/BC-SECURITY-Empire)
                                              '$($Env:SystemRoot)\System32\WindowsPowerShell\v1.0\powershell.exe -NonI -W hidden -enc <b64>'
-      RedSiege/WMImplant WMImplant.ps1 and the DebugFilePath loaders it inspired
-                                             'powershell -NoP -NonI -C "$x = Get-WmiObject -Class Win32_OSRecoveryConfiguration; ...'
+      RedSiege/WMImplant WMImplant.ps1      'powershell -nop -exec bypass -c "$fct = ... $fctenc=[Convert]::ToBase64String($bytes);
+                                             New-ItemProperty -Path 'HKLM:\Software\Microsoft\Windows' -Name '<5 letters>' -Value $fctenc ..."'
+                                             (output staged in the registry, read back with StdRegProv GetStringValue)
+      Win32_OSRecoveryConfiguration loaders  'powershell -NoP -NonI -C "$x = Get-WmiObject -Class Win32_OSRecoveryConfiguration; ...'
+                                             (public PowerShell WMI-exec scripts found by text search; repository not pinned)
 */
 
 import "math"
@@ -100,7 +103,7 @@ rule WMI_Process_Create_Tool_PowerShell_Launcher : wmi lateral_movement executio
         severity = "high"
         mitre_attack = "T1047, T1059.001"
         reference = "https://github.com/fortra/impacket/blob/master/examples/wmiexec.py"
-        source = "fortra/impacket examples/wmiexec.py; mishmashclone/BC-SECURITY-Empire empire/server/modules/powershell/persistence/elevated/wmi.py; RedSiege/WMImplant WMImplant.ps1"
+        source = "fortra/impacket examples/wmiexec.py; mishmashclone/BC-SECURITY-Empire empire/server/modules/powershell/persistence/elevated/wmi.py; DebugFilePath loader from public PowerShell WMI-exec scripts (text search, repository not pinned)"
         scope = "non-image"
         author = "wmi-forensics"
         example_positive = "wide:powershell.exe -NoP -NoL -sta -NonI -W Hidden -Exec Bypass -Enc JABQAHIAbwBnAHIAZQBzAHMA"
@@ -188,4 +191,26 @@ rule WMI_Process_Create_Scheduled_Job : wmi execution persistence
         for any i in (1..math.min(#job, 256)) : (
             $create in (@job[i] - 0x1000 .. @job[i] + 0x1000) and $command in (@job[i] - 0x1000 .. @job[i] + 0x1000)
         )
+}
+
+rule WMI_Process_Create_Output_Staged_In_Registry : wmi lateral_movement exfiltration powershell
+{
+    meta:
+        description = "PowerShell command line that base64-encodes its output ([Convert]::ToBase64String) and writes it to an HKLM value with New-ItemProperty within 1 KiB, in non-image memory: WMImplant's output channel (read back through StdRegProv GetStringValue, then DeleteValue)"
+        severity = "high"
+        mitre_attack = "T1047, T1112, T1074.001"
+        reference = "https://github.com/RedSiege/WMImplant/blob/master/WMImplant.ps1"
+        source = "RedSiege/WMImplant WMImplant.ps1 (Get-InstalledPrograms and the other remote-command functions)"
+        scope = "non-image"
+        author = "wmi-forensics"
+        example_positive = "wide:powershell -nop -exec bypass -c \"$fct = Get-ItemProperty HKLM:\\Software\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\* | format-list | out-string; $bytes = [System.Text.Encoding]::Ascii.GetBytes($fct); $fctenc=[Convert]::ToBase64String($bytes); New-ItemProperty -Path 'HKLM:\\Software\\Microsoft\\Windows' -Name 'KxQpa' -Value $fctenc -PropertyType String -Force\""
+        example_near_miss = "wide:New-ItemProperty -Path 'HKLM:\\Software\\Contoso' -Name 'Version' -Value '1.2' -PropertyType String -Force"
+        example_near_miss_2 = "wide:$b64 = [Convert]::ToBase64String($bytes); Set-Content -Path C:\\out.txt -Value $b64"
+
+    strings:
+        $encode = "[Convert]::ToBase64String(" ascii wide nocase
+        $store = /New-ItemProperty -Path ['"]?HKLM:/ ascii wide nocase
+
+    condition:
+        for any i in (1..math.min(#encode, 256)) : ($store in (@encode[i] .. @encode[i] + 0x400))
 }

@@ -10,7 +10,9 @@
                                                                Msxml2.DOMDocument "bin.base64" + GetObject("Winmgmts:root\cimv2:<class>")
                                                                .spawninstance_ ... .put_
       GhostPack/SharpWMI SharpWMI/Program.cs                   Win32_OSRecoveryConfigurationData upload class
-      RedSiege/WMImplant WMImplant.ps1                         command/output staged in Win32_OSRecoveryConfiguration.DebugFilePath
+      Win32_OSRecoveryConfiguration.DebugFilePath loaders      command/output staged in the property and rebuilt with
+                                                               [char[]][int[]]...Split(',') (public PowerShell WMI-exec scripts
+                                                               found by text search; repository not pinned)
       XiaoliChan/wmiexec-Pro lib/modules/rid_hijack.py         StdRegProv SetBinaryValue on SAM\SAM\Domains\Account\Users\<rid>,
                                                                SetDWORDValue SYSTEM\CurrentControlSet\Control\Lsa LimitBlankPasswordUse
       Pennyw0rth/NetExec nxc/protocols/wmi/wmiexec.py          StdRegProv GetStringValue/DeleteKey of HKLM\Software\Classes\<6 letters>
@@ -24,11 +26,11 @@ import "math"
 rule WMI_Staging_In_Made_Up_Or_Recovery_Class : wmi staging exfiltration
 {
     meta:
-        description = "Data staged in WMI properties: the made-up classes Win32_OSRecoveryConfigurationDataBackup (wmiexec-Pro) or an instance put with base64 in DebugOptions, or Win32_OSRecoveryConfiguration.DebugFilePath rewritten from a variable or char-code list ([Int[]][Char[]]) or read back and split into a script block (WMImplant-style), in non-image memory"
+        description = "Data staged in WMI properties: the made-up classes Win32_OSRecoveryConfigurationDataBackup (wmiexec-Pro) or an instance put with base64 in DebugOptions, or Win32_OSRecoveryConfiguration.DebugFilePath rewritten from a variable or char-code list ([Int[]][Char[]]) or read back and split into a script block (public PowerShell WMI-exec loaders), in non-image memory"
         severity = "high"
         mitre_attack = "T1047, T1074.001, T1041"
         reference = "https://github.com/XiaoliChan/wmiexec-Pro/blob/main/lib/modules/exec_command.py"
-        source = "XiaoliChan/wmiexec-Pro lib/modules/exec_command.py, lib/vbscripts/Exec-Command-WithOutput.vbs; RedSiege/WMImplant WMImplant.ps1"
+        source = "XiaoliChan/wmiexec-Pro lib/modules/exec_command.py, lib/vbscripts/Exec-Command-WithOutput.vbs; DebugFilePath loaders from public PowerShell WMI-exec scripts (text search, repository not pinned)"
         scope = "non-image"
         author = "wmi-forensics"
         example_positive = "wide:Win32_OSRecoveryConfigurationDataBackup + hex:00 00 + wide:CreationClassName + hex:00 00 + wide:DebugOptions + hex:00 00 + wide:d2luZG93c1xhZG1pbmlzdHJhdG9y"
