@@ -15,6 +15,7 @@ import yara_x
 from fixtures.labdump import build_wmiprvse, write_minidump
 from fixtures.labdump.constants import (
     MEM_COMMIT,
+    MEM_IMAGE,
     MEM_PRIVATE,
     PAGE_EXECUTE_READ,
     PAGE_READWRITE,
@@ -29,7 +30,10 @@ from fixtures.labdump.yara_examples import (
     read_rules,
     rule_examples,
 )
+from tests import wmi_corpus
+from wmiforensics.engine.facts import RegionFact
 from wmiforensics.yarascan import RulePack
+from wmiforensics.yarascan.scanner import in_scope
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_DIR = REPO / "yara_rules"
@@ -463,3 +467,78 @@ def test_planting_only_named_rules_is_deterministic():
         plant_yara_examples(build_wmiprvse(), RULES_DIR, only=["No_Such_Rule"])
     with pytest.raises(ValueError):
         plant_yara_examples(build_wmiprvse(), RULES_DIR, which="both")
+
+
+# --- (e) corpus: footprints of the public tools and benign WMI memory ------------------------------------
+
+HIGH = {"high", "critical"}
+
+
+def _region(memory: str, size: int) -> RegionFact:
+    kind = MEM_IMAGE if memory == wmi_corpus.IMAGE else MEM_PRIVATE
+    return RegionFact(0x10000, size, MEM_COMMIT, PAGE_READWRITE, 0x10000, PAGE_READWRITE, kind)
+
+
+def _corpus_hits(pack: RulePack, sample: wmi_corpus.Sample) -> Dict[str, str]:
+    """``{rule: severity}`` of the in-scope hits on a sample placed in the memory it lives in."""
+    region = _region(sample.memory, len(sample.data))
+    padded = bytes(EXAMPLE_OFFSET) + sample.data + bytes(EXAMPLE_OFFSET)
+    hits = pack.matches(padded)
+    return {info.identifier: info.severity for info, _ in hits if in_scope(info.scope, region)}
+
+
+@pytest.fixture(scope="module", params=["yara-x", "yara-python"])
+def engine_pack(request) -> RulePack:
+    return RulePack.from_directory(RULES_DIR, engine=request.param)
+
+
+def coverage_table(pack: RulePack) -> str:
+    """The README's coverage table: per family, footprints detected and detected at high severity."""
+    families: Dict[str, List[wmi_corpus.Sample]] = {}
+    for sample in wmi_corpus.FOOTPRINTS:
+        families.setdefault(sample.family, []).append(sample)
+    lines = ["| family | footprints | detected | at high severity |", "| --- | --- | --- | --- |"]
+    for family, samples in families.items():
+        hits = [_corpus_hits(pack, sample) for sample in samples]
+        detected = sum(1 for found in hits if found)
+        high = sum(1 for found in hits if HIGH & set(found.values()))
+        lines.append(f"| {family} | {len(samples)} | {detected} | {high} |")
+    benign = [_corpus_hits(pack, sample) for sample in wmi_corpus.BENIGN]
+    reported = sum(1 for found in benign if found)
+    high = sum(1 for found in benign if HIGH & set(found.values()))
+    lines.append(f"| benign WMI memory (none may be high) | {len(benign)} | {reported} | {high} |")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    "sample", wmi_corpus.FOOTPRINTS, ids=[f"{s.family}:{s.tool}" for s in wmi_corpus.FOOTPRINTS]
+)
+def test_every_tool_footprint_is_detected(engine_pack, sample):
+    repository, _, path = sample.source.partition(" ")
+    assert repository.count("/") == 1 and path, "provenance names repository and path"
+    assert _corpus_hits(engine_pack, sample), f"{sample.tool} ({sample.source}) not detected"
+
+
+def test_every_family_is_detected_and_most_at_high_severity(pack_x):
+    by_family: Dict[str, List[Dict[str, str]]] = {}
+    for sample in wmi_corpus.FOOTPRINTS:
+        by_family.setdefault(sample.family, []).append(_corpus_hits(pack_x, sample))
+    assert set(by_family) == {
+        "process creation", "subscription payload", "persistence filter", "staging", "registry",
+        "event-log clearing", "remote login",
+    }
+    for family, hits in by_family.items():
+        assert all(hits), family
+    high = sum(1 for hits in by_family.values() for found in hits if HIGH & set(found.values()))
+    assert high * 4 >= 3 * len(wmi_corpus.FOOTPRINTS)
+
+
+@pytest.mark.parametrize("sample", wmi_corpus.BENIGN, ids=[f"{s.family}:{s.tool}" for s in wmi_corpus.BENIGN])
+def test_benign_wmi_memory_has_no_high_severity_hit(engine_pack, sample):
+    found = _corpus_hits(engine_pack, sample)
+    assert not HIGH & set(found.values()), found
+
+
+def test_the_readme_states_the_measured_coverage(pack_x):
+    table = coverage_table(pack_x)
+    assert table in (RULES_DIR / "README.md").read_text(), "\n" + table
