@@ -50,7 +50,12 @@ EXPECTED_RULES = {
         "WMI_Client_Locator_Login_GUID_With_WQL",
         "WMI_Client_Locator_Login_GUID_With_Process_Or_Consumer",
     },
-    "wmi_vtable_calls.yar": {"WMI_IWbemServices_Vtable_Calls_x64", "WMI_IWbemServices_Vtable_Calls_x86"},
+    "wmi_vtable_calls.yar": {
+        "WMI_IWbemServices_Vtable_Calls_x64",
+        "WMI_IWbemServices_Vtable_Calls_x86",
+        "WMI_IWbemServices_Single_Call_x64_Near_Client_GUID",
+        "WMI_IWbemServices_Single_Call_x86_Near_Client_GUID",
+    },
     "wmi_marshalled_calls.yar": {
         "WMI_Marshalled_Session_Interface_OBJREF",
         "WMI_Marshalled_Process_Create_Object",
@@ -277,6 +282,7 @@ METHOD_INDEX = {"put_instance": 14, "exec_query": 20, "exec_notification_query":
 @pytest.mark.parametrize("method", sorted(METHOD_INDEX))
 def test_vtable_strings_use_the_slot_of_each_method(method):
     source = (RULES_DIR / "wmi_vtable_calls.yar").read_text()
+    source = source.split("One IWbemServices call as GCC")[0]
     x64_rule, x86_rule = source.split("rule WMI_IWbemServices_Vtable_Calls_x86")
     pattern = re.compile(r"\$" + method + r" = \{(.*?)\}", re.S)
     x64_string = pattern.search(x64_rule).group(1)
@@ -542,3 +548,41 @@ def test_benign_wmi_memory_has_no_high_severity_hit(engine_pack, sample):
 def test_the_readme_states_the_measured_coverage(pack_x):
     table = coverage_table(pack_x)
     assert table in (RULES_DIR / "README.md").read_text(), "\n" + table
+
+
+# --- (f) compiled WMI client code ----------------------------------------------------------------------
+
+WMI_CLIENTS = REPO / "tests" / "data" / "wmi_clients"
+CLIENT_OBJECTS = sorted(WMI_CLIENTS.glob("*.o"))
+
+
+def test_the_compiled_clients_cover_both_architectures_three_levels_and_both_guid_forms():
+    names = {path.name for path in CLIENT_OBJECTS}
+    assert names == {
+        f"wmi_client_{guid}.{arch}.{level}.o"
+        for guid in ("text", "imm")
+        for arch in ("x86_64", "i686")
+        for level in ("O0", "O2", "Os")
+    }
+    assert "g++" in (WMI_CLIENTS / "COMPILERS.txt").read_text()
+    for path in CLIENT_OBJECTS:
+        data = path.read_bytes()
+        assert data[:2] == (b"\x64\x86" if ".x86_64." in path.name else b"\x4c\x01"), "COFF machine"
+
+
+@pytest.mark.parametrize("path", CLIENT_OBJECTS, ids=lambda p: p.name)
+def test_single_call_rules_find_compiled_wmi_clients_on_both_engines(engine_pack, path):
+    expected = "x64" if ".x86_64." in path.name else "x86"
+    found = {info.identifier for info, _ in engine_pack.matches(path.read_bytes())}
+    assert f"WMI_IWbemServices_Single_Call_{expected}_Near_Client_GUID" in found
+
+
+def test_a_compiled_client_without_its_guid_evidence_is_not_reported(pack):
+    for path in CLIENT_OBJECTS:
+        data = bytearray(path.read_bytes())
+        for text in ("4590F811-1D3A-11D0-891F-00AA004B2E24", "DC12A687-737F-11CF-884D-00AA004B2E24"):
+            for encoded in (text.encode(), text.encode("utf-16-le")):
+                data = data.replace(encoded, bytes(len(encoded)))
+        for marker in (bytes.fromhex("11F89045"), bytes.fromhex("87A612DC")):
+            data = data.replace(marker, bytes(4))
+        assert not [m for m in _matches(pack, bytes(data)) if "Single_Call" in m], path.name
