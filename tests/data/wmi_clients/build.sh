@@ -7,9 +7,11 @@ cd "$(dirname "$0")"
 for arch in x86_64 i686; do
     compiler="${arch}-w64-mingw32-g++"
     "$compiler" --version | head -n 1 >> COMPILERS.txt
-    for source in wmi_client_text wmi_client_imm; do
-        for opt in O0 O2 Os; do
-            "$compiler" "-$opt" -c -fno-asynchronous-unwind-tables -fno-ident -o "$source.$arch.$opt.o" "$source.cpp"
-        done
+    for opt in O0 O2 Os; do
+        flags="-$opt -c -fno-asynchronous-unwind-tables -fno-ident"
+        # shellcheck disable=SC2086
+        "$compiler" $flags -DGUIDS_AS_TEXT -o "wmi_client_text.$arch.$opt.o" wmi_client.cpp
+        # shellcheck disable=SC2086
+        "$compiler" $flags -o "wmi_client_imm.$arch.$opt.o" wmi_client.cpp
     done
 done
