@@ -221,6 +221,17 @@ def test_the_default_engine_is_yara_x_and_the_environment_can_choose(monkeypatch
         engine_name()
 
 
+def test_rules_only_yara_python_accepts_fall_back_unless_an_engine_is_forced(monkeypatch):
+    legacy = 'rule legacy { strings: $a = "MZ" condition: $a at entrypoint }'
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    assert RulePack.from_source(legacy).engine == "yara-python"
+    with pytest.raises(InputError, match="do not compile \\(yara-x\\).*entrypoint"):
+        RulePack.from_source(legacy, engine="yara-x")
+    monkeypatch.setenv(ENGINE_ENV, "yara-x")
+    with pytest.raises(InputError, match="do not compile \\(yara-x\\)"):
+        RulePack.from_source(legacy)
+
+
 def test_parse_defines_types_values():
     assert parse_defines(["filename=WmiPrvSE.exe", "owner_rid=0x12", "elevated=TRUE", "empty=", "n=-3"]) == {
         "filename": "WmiPrvSE.exe",

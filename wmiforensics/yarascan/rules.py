@@ -1,8 +1,10 @@
 """Compiled rule packs, the YARA engine that runs them, and what each rule's meta says about it.
 
 The engine is yara-x (PyPI ``yara-x``, the engine Volatility 2.28 prefers) when it is installed, and
-yara-python otherwise; ``WMI_FORENSICS_YARA_ENGINE=yara-python`` (or ``yara-x``) forces one. Both give
-the same rows: the pack is written to compile on both and the tests run it through both.
+yara-python otherwise; ``WMI_FORENSICS_YARA_ENGINE=yara-python`` (or ``yara-x``) forces one. Rule sets
+that yara-x rejects but yara-python accepts (``entrypoint``, other legacy syntax) fall back to
+yara-python unless an engine was forced. Both give the same rows: the pack is written to compile on
+both and the tests run it through both.
 
 Bundled rules declare ``severity``, ``description``, ``mitre_attack``, ``reference`` and a
 ``scope`` (the memory the rule is meant for). User rules without meta get scope ``any`` and
@@ -190,8 +192,24 @@ class RulePack:
         try:
             compiled = _compile_yara_x(texts, values) if name == "yara-x" else _compile_yara(texts, values)
         except _CompileFailure as error:
-            raise InputError(f"YARA rules from {label} do not compile ({name}): {error}") from None
+            fallback = cls._legacy_fallback(name, engine, texts, values)
+            if fallback is None:
+                raise InputError(f"YARA rules from {label} do not compile ({name}): {error}") from None
+            return cls("yara-python", fallback, label, values)
         return cls(name, compiled, label, values)
+
+    @staticmethod
+    def _legacy_fallback(
+        name: str, engine: Optional[str], texts: Dict[str, str], values: Dict[str, ExternalValue]
+    ) -> Optional[object]:
+        """yara-python's compilation of rules yara-x rejects (``entrypoint``, legacy syntax), when the
+        engine was not chosen explicitly and yara-python is installed; None otherwise."""
+        if name != "yara-x" or engine or os.environ.get(ENGINE_ENV):
+            return None
+        try:
+            return _compile_yara(texts, values)
+        except (_CompileFailure, ImportError):
+            return None
 
     def info(self, identifier: str) -> RuleInfo:
         return self.rules.get(identifier) or RuleInfo(identifier, ())
