@@ -20,6 +20,7 @@ Markdown table and to ``bench/out/yarascan.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import resource
@@ -93,8 +94,6 @@ def main() -> int:
     theirs = timed([yara_cli, "-w", *rules, str(path)], args.runs)
     raw_x = raw_yara_x(rules, path, args.runs)
     version = subprocess.run([yara_cli, "--version"], capture_output=True, text=True).stdout.strip()
-    import yara_x
-
     mib = size / (1 << 20)
     net = (ours[0] - overhead[0], ours[1] - overhead[1])
     rows = {
@@ -110,7 +109,7 @@ def main() -> int:
         "rules_files": len(rules),
         "baseline_dump_bytes": small.stat().st_size,
         "yara_cli_version": version,
-        "yara_x_version": getattr(yara_x, "__version__", "?"),
+        "yara_x_version": importlib.metadata.version("yara-x"),
         "seconds": {name: {"wall": wall, "cpu": cpu} for name, (wall, cpu) in rows.items()},
     }
     for clock, index in (("wall", 0), ("cpu", 1)):
