@@ -164,6 +164,10 @@ rule WMI_IWbemServices_Vtable_Calls_x86 : wmi shellcode x86
       x64 -O2/-Os  a stack-argument store to [rsp+20h] then call [reg+0C0h] (FF 90 C0 00 00 00)
       x86 -O0   mov eax,[eax] / add eax,60h / mov eax,[eax] / ... / call eax   (8B 00 83 C0 60 8B 00 ... FF D0)
       x86 -O2/-Os  GCC's mov [esp+n] argument stores (no pushes) then call [edx+60h] (FF 52 60)
+      CFG (MSVC /guard:cf, not compiled here: no CFG-capable compiler on this machine; written from the
+      documented dispatch sequences)  x64 mov rax,[rax+0C0h] ... call [__guard_dispatch_icall_fptr]
+      (48 8B 80 C0 00 00 00 ... FF 15 rel32); x86 mov esi,[eax+60h] ... call [__guard_check_icall_fptr]
+      ... call esi (8B 70 60 ... FF 15 abs32 ... FF D6)
     GUID evidence (within 64 KiB): the locator/services/login GUID as text (ASCII or UTF-16), as bytes,
     or as immediates (data1 then data2 within 40 bytes: movabs, mov [rsp+n],imm32, or/movw pairs).
 */
@@ -180,6 +184,7 @@ rule WMI_IWbemServices_Single_Call_x64_Near_Client_GUID : wmi shellcode x64
         author = "wmi-forensics"
         example_positive = "hex:48 8B 45 10 48 8B 00 48 05 C0 00 00 00 4C 8B 10 4C 8B 45 F0 48 8B 55 F8 48 8B 45 10 41 B9 00 00 00 00 48 89 C1 41 FF D2 + zeros:64 + wide:{4590F811-1D3A-11D0-891F-00AA004B2E24}"
         example_positive_2 = "hex:48 B8 11 F8 90 45 3A 1D D0 11 48 89 44 24 30 + zeros:256 + hex:48 8B 01 48 89 7C 24 28 48 C7 44 24 20 00 00 00 00 FF 90 A0 00 00 00"
+        example_positive_3 = "hex:48 8B 01 48 8B 80 C0 00 00 00 48 89 7C 24 38 48 83 64 24 20 00 FF 15 F2 3E 01 00 + zeros:128 + hex:99 DC 56 95 8C 82 CF 11 A3 7E 00 AA 00 32 40 C7"
         example_near_miss = "hex:48 8B 01 48 89 7C 24 28 48 C7 44 24 20 00 00 00 00 FF 90 A0 00 00 00 + zeros:64 + ascii:SELECT * FROM Win32_Process"
         example_near_miss_2 = "hex:48 B8 11 F8 90 45 3A 1D D0 11 48 89 44 24 30 + zeros:256 + hex:48 8B 01 FF 90 A0 00 00 00"
 
@@ -188,6 +193,7 @@ rule WMI_IWbemServices_Single_Call_x64_Near_Client_GUID : wmi shellcode x64
         $call_o0_put = { 48 83 ( C0 | C1 | C2 ) 70 ( 4C 8B ( 10 | 11 | 12 ) | 48 8B ( 00 | 09 | 12 ) ) [2-96] ( 41 FF D2 | FF D0 | FF D1 | FF D2 ) }
         $call_opt = { ( 48 C7 44 24 20 00 00 00 00 | 4? 89 ?? 24 20 ) [0-48] FF ( 90 | 91 | 92 | 93 | 96 | 97 ) ( A0 | B0 | C0 ) 00 00 00 }
         $call_opt_put = { ( 48 C7 44 24 20 00 00 00 00 | 4? 89 ?? 24 20 ) [0-48] FF ( 50 | 51 | 52 | 53 | 56 | 57 ) 70 }
+        $call_cfg = { 48 8B ( 80 | 81 | 82 ) ( A0 | B0 | C0 ) 00 00 00 [0-48] FF 15 }
         $g_text_locator = "4590F811-1D3A-11D0-891F-00AA004B2E24" ascii wide nocase
         $g_text_iid_locator = "DC12A687-737F-11CF-884D-00AA004B2E24" ascii wide nocase
         $g_text_services = "9556DC99-828C-11CF-A37E-00AA003240C7" ascii wide nocase
@@ -202,6 +208,7 @@ rule WMI_IWbemServices_Single_Call_x64_Near_Client_GUID : wmi shellcode x64
         or for any i in (1..math.min(#call_o0_put, 256)) : (any of ($g_*) in (@call_o0_put[i] - 0x10000 .. @call_o0_put[i] + 0x10000))
         or for any i in (1..math.min(#call_opt, 256)) : (any of ($g_*) in (@call_opt[i] - 0x10000 .. @call_opt[i] + 0x10000))
         or for any i in (1..math.min(#call_opt_put, 256)) : (any of ($g_*) in (@call_opt_put[i] - 0x10000 .. @call_opt_put[i] + 0x10000))
+        or for any i in (1..math.min(#call_cfg, 256)) : (any of ($g_*) in (@call_cfg[i] - 0x10000 .. @call_cfg[i] + 0x10000))
 }
 
 rule WMI_IWbemServices_Single_Call_x86_Near_Client_GUID : wmi shellcode x86
@@ -216,12 +223,14 @@ rule WMI_IWbemServices_Single_Call_x86_Near_Client_GUID : wmi shellcode x86
         author = "wmi-forensics"
         example_positive = "hex:8B 45 08 8B 00 83 C0 60 8B 00 8B 55 F4 89 54 24 04 8B 55 08 89 14 24 FF D0 + zeros:64 + wide:{4590F811-1D3A-11D0-891F-00AA004B2E24}"
         example_positive_2 = "hex:C7 44 24 40 11 F8 90 45 C7 44 24 44 3A 1D D0 11 + zeros:256 + hex:C7 44 24 10 00 00 00 00 89 7C 24 08 89 04 24 FF 52 50"
+        example_positive_3 = "hex:8B 06 8B 70 60 8B CE FF 15 00 30 40 00 6A 00 6A 00 FF 75 08 6A 00 53 57 FF D6 + zeros:128 + wide:{DC12A687-737F-11CF-884D-00AA004B2E24}"
         example_near_miss = "hex:C7 44 24 10 00 00 00 00 89 7C 24 08 89 04 24 FF 52 50 + zeros:64 + ascii:SELECT * FROM Win32_Process"
         example_near_miss_2 = "hex:C7 44 24 40 11 F8 90 45 C7 44 24 44 3A 1D D0 11 + zeros:256 + hex:8B 02 FF 52 50"
 
     strings:
         $call_o0 = { 8B 00 83 C0 ( 38 | 50 | 58 | 60 ) 8B 00 [2-64] FF D0 }
         $call_opt_imm = { C7 44 24 ( 08 | 0C | 10 | 14 | 18 | 1C ) [0-40] FF ( 50 | 51 | 52 | 53 | 56 | 57 ) ( 38 | 50 | 58 | 60 ) }
+        $call_cfg = { ( 8B 70 60 | 8B 78 60 | 8B 48 60 | 8B 50 60 | 8B 58 60 | 8B 70 50 | 8B 78 50 | 8B 48 50 | 8B 50 50 | 8B 58 50 | 8B 70 58 | 8B 78 58 | 8B 48 58 | 8B 50 58 | 8B 58 58 | 8B 70 38 | 8B 78 38 | 8B 48 38 | 8B 50 38 | 8B 58 38 ) [0-16] FF 15 [4] [0-32] FF ( D0 | D1 | D2 | D3 | D6 | D7 ) }
         $call_opt_reg = { ( 89 44 24 | 89 4C 24 | 89 54 24 | 89 5C 24 | 89 6C 24 | 89 74 24 | 89 7C 24 ) ( 08 | 0C | 10 | 14 | 18 | 1C ) [0-40] FF ( 50 | 51 | 52 | 53 | 56 | 57 ) ( 38 | 50 | 58 | 60 ) }
         $g_text_locator = "4590F811-1D3A-11D0-891F-00AA004B2E24" ascii wide nocase
         $g_text_iid_locator = "DC12A687-737F-11CF-884D-00AA004B2E24" ascii wide nocase
@@ -236,4 +245,5 @@ rule WMI_IWbemServices_Single_Call_x86_Near_Client_GUID : wmi shellcode x86
         for any i in (1..math.min(#call_o0, 256)) : (any of ($g_*) in (@call_o0[i] - 0x10000 .. @call_o0[i] + 0x10000))
         or for any i in (1..math.min(#call_opt_imm, 256)) : (any of ($g_*) in (@call_opt_imm[i] - 0x10000 .. @call_opt_imm[i] + 0x10000))
         or for any i in (1..math.min(#call_opt_reg, 256)) : (any of ($g_*) in (@call_opt_reg[i] - 0x10000 .. @call_opt_reg[i] + 0x10000))
+        or for any i in (1..math.min(#call_cfg, 256)) : (any of ($g_*) in (@call_cfg[i] - 0x10000 .. @call_cfg[i] + 0x10000))
 }
