@@ -10,10 +10,12 @@ from typing import Dict, List
 
 import pytest
 import yara
+import yara_x
 
 from fixtures.labdump import build_wmiprvse, write_minidump
 from fixtures.labdump.constants import (
     MEM_COMMIT,
+    MEM_IMAGE,
     MEM_PRIVATE,
     PAGE_EXECUTE_READ,
     PAGE_READWRITE,
@@ -28,6 +30,10 @@ from fixtures.labdump.yara_examples import (
     read_rules,
     rule_examples,
 )
+from tests import wmi_corpus
+from wmiforensics.engine.facts import RegionFact
+from wmiforensics.yarascan import RulePack
+from wmiforensics.yarascan.scanner import in_scope
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_DIR = REPO / "yara_rules"
@@ -41,11 +47,19 @@ EXAMPLE_KEY = re.compile(r"^example_(positive|near_miss)(_([2-9]|[1-9][0-9]+))?$
 
 EXPECTED_RULES = {
     "wmi_com_identifiers.yar": {
-        "WMI_COM_Identifiers_With_WQL",
-        "WMI_COM_Identifiers_With_Method_Or_Consumer",
+        "WMI_Client_Locator_Login_GUID_With_WQL",
+        "WMI_Client_Locator_Login_GUID_With_Process_Or_Consumer",
     },
-    "wmi_vtable_calls.yar": {"WMI_IWbemServices_Vtable_Calls_x64", "WMI_IWbemServices_Vtable_Calls_x86"},
-    "wmi_marshalled_calls.yar": {"WMI_Marshalled_Interface_OBJREF", "WMI_Marshalled_Process_Create_Object"},
+    "wmi_vtable_calls.yar": {
+        "WMI_IWbemServices_Vtable_Calls_x64",
+        "WMI_IWbemServices_Vtable_Calls_x86",
+        "WMI_IWbemServices_Single_Call_x64_Near_Client_GUID",
+        "WMI_IWbemServices_Single_Call_x86_Near_Client_GUID",
+    },
+    "wmi_marshalled_calls.yar": {
+        "WMI_Marshalled_Session_Interface_OBJREF",
+        "WMI_Marshalled_Process_Create_Object",
+    },
     "wmi_event_subscriptions.yar": {
         "WMI_Event_Consumer_Suspicious_Payload",
         "WMI_Event_Subscription_Binding",
@@ -58,6 +72,34 @@ EXPECTED_RULES = {
         "WMI_Tool_SharpWMI_Strings",
         "WMI_Tool_SharpWMI_Artifacts",
         "WMI_Tool_Invoke_WMIExec",
+    },
+    "wmi_process_creation.yar": {
+        "WMI_Process_Create_Output_Redirect_To_Admin_Share",
+        "WMI_Process_Create_Output_To_Temp_Then_Registry_Or_Class",
+        "WMI_Process_Create_Quiet_Shell",
+        "WMI_Process_Create_Tool_PowerShell_Launcher",
+        "WMI_Process_Create_Hidden_Encoded_PowerShell",
+        "WMI_Process_Create_Environment_Variable_Launcher",
+        "WMI_Process_Create_Scheduled_Job",
+        "WMI_Process_Create_Output_Staged_In_Registry",
+    },
+    "wmi_persistence_triggers.yar": {
+        "WMI_Script_Consumer_Starts_Process_Or_Writes_Files",
+        "WMI_Tool_WMIExecPro_Event_Objects",
+        "WMI_Filter_Startup_Uptime_Window",
+        "WMI_Filter_Frequent_System_Perf_Polling",
+        "WMI_Filter_Failed_Logon_Trigger",
+        "WMI_Filter_Logon_Process_Or_Timer_Trigger",
+    },
+    "wmi_staging_and_tampering.yar": {
+        "WMI_Staging_In_Made_Up_Or_Recovery_Class",
+        "WMI_Staging_Script_Puts_File_Into_Class",
+        "WMI_StdRegProv_Sensitive_Key_Write",
+        "WMI_StdRegProv_Registry_Write",
+        "WMI_Event_Log_Cleared_Through_WMI",
+        "WMI_Event_Log_Clear_Method",
+        "WMI_Provider_Registration_DotNet",
+        "WMI_Remote_Login_Impacket_Namespace",
     },
     "wmi_providers_and_c2.yar": {
         "WMI_Provider_Registration_Writable_Path",
@@ -78,8 +120,18 @@ def pack() -> yara.Rules:
     return compile_rules(RULES_DIR)
 
 
+@pytest.fixture(scope="module")
+def pack_x():
+    """The pack as the scanner compiles it under yara-x (the default engine)."""
+    return RulePack.from_directory(RULES_DIR, engine="yara-x")
+
+
 def _matches(pack: yara.Rules, data: bytes) -> List[str]:
     return sorted(match.rule for match in pack.match(data=data))
+
+
+def _matches_x(pack: RulePack, data: bytes) -> List[str]:
+    return sorted(info.identifier for info, _ in pack.matches(data))
 
 
 # --- (a) lint --------------------------------------------------------------------------------------------
@@ -102,6 +154,14 @@ def test_the_pack_has_one_file_per_theme_and_unique_rule_names():
 def test_the_whole_pack_compiles_as_the_scanner_compiles_it(pack):
     assert sorted(rule.identifier for rule in pack) == sorted(RULE_IDS)
     assert all(not rule.is_private and not rule.is_global for rule in pack)
+
+
+def test_every_rule_file_compiles_on_yara_x_without_warnings():
+    for path in sorted(RULES_DIR.glob("*.yar")):
+        compiler = yara_x.Compiler()
+        compiler.add_source(path.read_text(), origin=path.name)
+        compiler.build()
+        assert compiler.warnings() == [], path.name
 
 
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
@@ -183,8 +243,9 @@ WMI_GUIDS = {
     "IID_IWbemServices": "9556DC99-828C-11CF-A37E-00AA003240C7",
     "CLSID_WbemLevel1Login": "8BC3F05E-D86B-11D0-A075-00C04FB68820",
     "IID_IWbemLevel1Login": "F309AD18-D86A-11D0-A075-00C04FB68820",
-    "IID_IWbemClassObject": "DC12A681-737F-11CF-884D-00AA004B2E24",
 }
+#: Carried by every marshalled WMI object, so it must not count as a client identifier.
+IID_IWBEMCLASSOBJECT = "DC12A681-737F-11CF-884D-00AA004B2E24"
 
 
 @pytest.mark.parametrize("name", sorted(WMI_GUIDS))
@@ -199,9 +260,19 @@ def test_guid_rule_knows_every_wmi_guid_in_every_form(pack, name):
         "wide lower": f"{{{text.lower()}}}".encode("utf-16-le"),
     }
     for form, blob in forms.items():
-        assert "WMI_COM_Identifiers_With_WQL" in _matches(pack, blob + bytes(64) + query), form
+        assert "WMI_Client_Locator_Login_GUID_With_WQL" in _matches(pack, blob + bytes(64) + query), form
         assert _matches(pack, blob + bytes(64)) == [], form
     assert _matches(pack, uuid.UUID(text).bytes_le + bytes(0x4100) + query) == []
+
+
+def test_the_class_object_iid_is_not_a_client_identifier(pack):
+    query = "SELECT * FROM Win32_Process".encode("utf-16-le")
+    create = "Win32_Process".encode("utf-16-le") + bytes(2) + "Create".encode("utf-16-le")
+    for blob in (uuid.UUID(IID_IWBEMCLASSOBJECT).bytes_le, f"{{{IID_IWBEMCLASSOBJECT}}}".encode("utf-16-le")):
+        assert _matches(pack, blob + bytes(64) + query) == []
+        assert _matches(pack, blob + bytes(64) + create) == []
+        objref = b"MEOW" + bytes([4, 0, 0, 0]) + uuid.UUID(IID_IWBEMCLASSOBJECT).bytes_le
+        assert _matches(pack, objref + bytes(64)) == []
 
 
 # IWbemServices method -> vtable index (MS-WMI opnum).
@@ -211,6 +282,7 @@ METHOD_INDEX = {"put_instance": 14, "exec_query": 20, "exec_notification_query":
 @pytest.mark.parametrize("method", sorted(METHOD_INDEX))
 def test_vtable_strings_use_the_slot_of_each_method(method):
     source = (RULES_DIR / "wmi_vtable_calls.yar").read_text()
+    source = source.split("One IWbemServices call as GCC")[0]
     x64_rule, x86_rule = source.split("rule WMI_IWbemServices_Vtable_Calls_x86")
     pattern = re.compile(r"\$" + method + r" = \{(.*?)\}", re.S)
     x64_string = pattern.search(x64_rule).group(1)
@@ -234,15 +306,18 @@ def test_example_counts():
 
 
 @pytest.mark.parametrize("example", POSITIVES, ids=[f"{e.rule}:{e.name}" for e in POSITIVES])
-def test_positive_example_matches_its_rule(pack, example):
-    assert example.rule in _matches(pack, example.data)
-    assert example.rule in _matches(pack, bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE))
+def test_positive_example_matches_its_rule(pack, pack_x, example):
+    padded = bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE)
+    for data in (example.data, padded):
+        assert example.rule in _matches(pack, data)
+        assert _matches_x(pack_x, data) == _matches(pack, data)
 
 
 @pytest.mark.parametrize("example", NEAR_MISSES, ids=[f"{e.rule}:{e.name}" for e in NEAR_MISSES])
-def test_near_miss_example_matches_no_rule(pack, example):
-    assert _matches(pack, example.data) == []
-    assert _matches(pack, bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE)) == []
+def test_near_miss_example_matches_no_rule(pack, pack_x, example):
+    padded = bytes(EXAMPLE_OFFSET) + example.data + bytes(PAGE_SIZE)
+    for data in (example.data, padded):
+        assert _matches(pack, data) == [] == _matches_x(pack_x, data)
 
 
 # --- (c) false positives ---------------------------------------------------------------------------------
@@ -398,3 +473,118 @@ def test_planting_only_named_rules_is_deterministic():
         plant_yara_examples(build_wmiprvse(), RULES_DIR, only=["No_Such_Rule"])
     with pytest.raises(ValueError):
         plant_yara_examples(build_wmiprvse(), RULES_DIR, which="both")
+
+
+# --- (e) corpus: footprints of the public tools and benign WMI memory ------------------------------------
+
+HIGH = {"high", "critical"}
+
+
+def _region(memory: str, size: int) -> RegionFact:
+    kind = MEM_IMAGE if memory == wmi_corpus.IMAGE else MEM_PRIVATE
+    return RegionFact(0x10000, size, MEM_COMMIT, PAGE_READWRITE, 0x10000, PAGE_READWRITE, kind)
+
+
+def _corpus_hits(pack: RulePack, sample: wmi_corpus.Sample) -> Dict[str, str]:
+    """``{rule: severity}`` of the in-scope hits on a sample placed in the memory it lives in."""
+    region = _region(sample.memory, len(sample.data))
+    padded = bytes(EXAMPLE_OFFSET) + sample.data + bytes(EXAMPLE_OFFSET)
+    hits = pack.matches(padded)
+    return {info.identifier: info.severity for info, _ in hits if in_scope(info.scope, region)}
+
+
+@pytest.fixture(scope="module", params=["yara-x", "yara-python"])
+def engine_pack(request) -> RulePack:
+    return RulePack.from_directory(RULES_DIR, engine=request.param)
+
+
+def coverage_table(pack: RulePack) -> str:
+    """The README's coverage table: per family, footprints detected and detected at high severity."""
+    families: Dict[str, List[wmi_corpus.Sample]] = {}
+    for sample in wmi_corpus.FOOTPRINTS:
+        families.setdefault(sample.family, []).append(sample)
+    lines = ["| family | footprints | detected | at high severity |", "| --- | --- | --- | --- |"]
+    for family, samples in families.items():
+        hits = [_corpus_hits(pack, sample) for sample in samples]
+        detected = sum(1 for found in hits if found)
+        high = sum(1 for found in hits if HIGH & set(found.values()))
+        lines.append(f"| {family} | {len(samples)} | {detected} | {high} |")
+    benign = [_corpus_hits(pack, sample) for sample in wmi_corpus.BENIGN]
+    reported = sum(1 for found in benign if found)
+    high = sum(1 for found in benign if HIGH & set(found.values()))
+    lines.append(f"| benign WMI memory (none may be high) | {len(benign)} | {reported} | {high} |")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    "sample", wmi_corpus.FOOTPRINTS, ids=[f"{s.family}:{s.tool}" for s in wmi_corpus.FOOTPRINTS]
+)
+def test_every_tool_footprint_is_detected(engine_pack, sample):
+    repository, _, path = sample.source.partition(" ")
+    assert repository.count("/") == 1 and path, "provenance names repository and path"
+    assert _corpus_hits(engine_pack, sample), f"{sample.tool} ({sample.source}) not detected"
+
+
+def test_every_family_is_detected_and_most_at_high_severity(pack_x):
+    by_family: Dict[str, List[Dict[str, str]]] = {}
+    for sample in wmi_corpus.FOOTPRINTS:
+        by_family.setdefault(sample.family, []).append(_corpus_hits(pack_x, sample))
+    assert set(by_family) == {
+        "process creation", "subscription payload", "persistence filter", "staging", "registry",
+        "event-log clearing", "remote login",
+    }
+    for family, hits in by_family.items():
+        assert all(hits), family
+    high = sum(1 for hits in by_family.values() for found in hits if HIGH & set(found.values()))
+    assert high * 4 >= 3 * len(wmi_corpus.FOOTPRINTS)
+
+
+@pytest.mark.parametrize("sample", wmi_corpus.BENIGN, ids=[f"{s.family}:{s.tool}" for s in wmi_corpus.BENIGN])
+def test_benign_wmi_memory_has_no_high_severity_hit(engine_pack, sample):
+    found = _corpus_hits(engine_pack, sample)
+    assert not HIGH & set(found.values()), found
+
+
+def test_the_readme_states_the_measured_coverage(pack_x):
+    table = coverage_table(pack_x)
+    assert table in (RULES_DIR / "README.md").read_text(), "\n" + table
+    summary = (REPO / "README.md").read_text()
+    assert all(line in summary for line in table.splitlines()), "\n" + table
+
+
+# --- (f) compiled WMI client code ----------------------------------------------------------------------
+
+WMI_CLIENTS = REPO / "tests" / "data" / "wmi_clients"
+CLIENT_OBJECTS = sorted(WMI_CLIENTS.glob("*.o"))
+
+
+def test_the_compiled_clients_cover_both_architectures_three_levels_and_both_guid_forms():
+    names = {path.name for path in CLIENT_OBJECTS}
+    assert names == {
+        f"wmi_client_{guid}.{arch}.{level}.o"
+        for guid in ("text", "imm")
+        for arch in ("x86_64", "i686")
+        for level in ("O0", "O2", "Os")
+    }
+    assert "g++" in (WMI_CLIENTS / "COMPILERS.txt").read_text()
+    for path in CLIENT_OBJECTS:
+        data = path.read_bytes()
+        assert data[:2] == (b"\x64\x86" if ".x86_64." in path.name else b"\x4c\x01"), "COFF machine"
+
+
+@pytest.mark.parametrize("path", CLIENT_OBJECTS, ids=lambda p: p.name)
+def test_single_call_rules_find_compiled_wmi_clients_on_both_engines(engine_pack, path):
+    expected = "x64" if ".x86_64." in path.name else "x86"
+    found = {info.identifier for info, _ in engine_pack.matches(path.read_bytes())}
+    assert f"WMI_IWbemServices_Single_Call_{expected}_Near_Client_GUID" in found
+
+
+def test_a_compiled_client_without_its_guid_evidence_is_not_reported(pack):
+    for path in CLIENT_OBJECTS:
+        data = bytearray(path.read_bytes())
+        for text in ("4590F811-1D3A-11D0-891F-00AA004B2E24", "DC12A687-737F-11CF-884D-00AA004B2E24"):
+            for encoded in (text.encode(), text.encode("utf-16-le")):
+                data = data.replace(encoded, bytes(len(encoded)))
+        for marker in (bytes.fromhex("11F89045"), bytes.fromhex("87A612DC")):
+            data = data.replace(marker, bytes(4))
+        assert not [m for m in _matches(pack, bytes(data)) if "Single_Call" in m], path.name

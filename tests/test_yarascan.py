@@ -11,7 +11,11 @@ from fixtures.labdump import build_wmiprvse, write_minidump
 from fixtures.labdump.yara_examples import plant_yara_examples, read_rules
 from fixtures.winimage import build_image, default_processes
 from tests.conftest import REAL_DUMPS, REPO, run_vol, vol_json
+from wmiforensics.backends.minidump import facts_from_minidump
+from wmiforensics.errors import InputError
 from wmiforensics.minidump import Minidump
+from wmiforensics.yarascan import RulePack, scan_process
+from wmiforensics.yarascan.rules import ENGINE_ENV, engine_name, parse_defines
 
 RULES = REPO / "yara_rules"
 
@@ -107,7 +111,8 @@ def test_real_dumps_are_silent(path):
 
 def test_wmi_text_inside_a_wmi_dll_image_is_not_a_finding(tmp_path):
     proc = build_wmiprvse(arch="x64", build=19045, seed=0)
-    planted = plant_yara_examples(proc, RULES, which="positive", only=["WMI_COM_Identifiers_With_WQL"])
+    only = ["WMI_Client_Locator_Login_GUID_With_WQL"]
+    planted = plant_yara_examples(proc, RULES, which="positive", only=only)
     example = planted[0]
     wbemprox = proc.module("wbemprox.dll")
     inside = wbemprox.base + 0x2000
@@ -121,7 +126,7 @@ def test_wmi_text_inside_a_wmi_dll_image_is_not_a_finding(tmp_path):
     source = (RULES / "wmi_com_identifiers.yar").read_text().replace('scope = "non-image"', 'scope = "any"')
     rows = vol_json(path, "wmi.yarascan", "--yara-rules", source)
     assert [(row["Rule"], row["Module"], row["Type"]) for row in rows] == [
-        ("WMI_COM_Identifiers_With_WQL", "wbemprox.dll", "MEM_IMAGE")
+        ("WMI_Client_Locator_Login_GUID_With_WQL", "wbemprox.dll", "MEM_IMAGE")
     ]
 
 
@@ -178,3 +183,97 @@ def test_full_image_gives_the_same_hits_as_the_minidump(tmp_path, symbol_cache):
         (r["Rule"], r["Address"]) for r in from_dump
     }
     assert {row["Process"] for row in from_image} == {"WmiPrvSE.exe"}
+
+
+# --- engines, externals, progress --------------------------------------------------------------------------
+
+ENGINES = ["yara-x", "yara-python"]
+EXTERNAL_RULE = (
+    'rule named_host { meta: severity = "high" strings: $p = "wmi_ctl" ascii wide nocase '
+    'condition: $p and filename == "WmiPrvSE.exe" and owner_rid == 18 and elevated }'
+)
+
+
+def _hits(path: Path, pack: RulePack, progress=None) -> set:
+    with Minidump.open(path) as dump:
+        facts = facts_from_minidump(dump)
+        return {
+            (hit.rule.identifier, hit.rule.severity, hit.address, hit.module, tuple(hit.strings))
+            for hit in scan_process(facts, pack, progress)
+        }
+
+
+def test_both_engines_report_the_same_hits(positives):
+    path, _, planted = positives
+    x_hits = _hits(path, RulePack.from_directory(engine="yara-x"))
+    python_hits = _hits(path, RulePack.from_directory(engine="yara-python"))
+    assert x_hits == python_hits
+    assert {item.rule for item in planted} <= {hit[0] for hit in x_hits}
+
+
+def test_the_default_engine_is_yara_x_and_the_environment_can_choose(monkeypatch):
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    assert RulePack.from_source('rule r { condition: true }').engine == "yara-x"
+    monkeypatch.setenv(ENGINE_ENV, "yara-python")
+    assert engine_name() == "yara-python"
+    monkeypatch.setenv(ENGINE_ENV, "libyara9")
+    with pytest.raises(InputError, match="choose one of yara-x, yara-python"):
+        engine_name()
+
+
+def test_rules_only_yara_python_accepts_fall_back_unless_an_engine_is_forced(monkeypatch):
+    legacy = 'rule legacy { strings: $a = "MZ" condition: $a at entrypoint }'
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    assert RulePack.from_source(legacy).engine == "yara-python"
+    with pytest.raises(InputError, match="do not compile \\(yara-x\\).*entrypoint"):
+        RulePack.from_source(legacy, engine="yara-x")
+    monkeypatch.setenv(ENGINE_ENV, "yara-x")
+    with pytest.raises(InputError, match="do not compile \\(yara-x\\)"):
+        RulePack.from_source(legacy)
+
+
+def test_parse_defines_types_values():
+    assert parse_defines(["filename=WmiPrvSE.exe", "owner_rid=0x12", "elevated=TRUE", "empty=", "n=-3"]) == {
+        "filename": "WmiPrvSE.exe",
+        "owner_rid": 18,
+        "elevated": True,
+        "empty": "",
+        "n": -3,
+    }
+    assert parse_defines(["path=C:\\a=b"]) == {"path": "C:\\a=b"}
+    for bad in ("noequals", "=x", "1abc=x", "a b=x"):
+        with pytest.raises(InputError, match="NAME=VALUE"):
+            parse_defines([bad])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_externals_reach_both_engines(positives, engine):
+    defines = parse_defines(["filename=WmiPrvSE.exe", "owner_rid=18", "elevated=true"])
+    hits = _hits(positives[0], RulePack.from_source(EXTERNAL_RULE, defines, engine=engine))
+    assert {hit[:2] for hit in hits} == {("named_host", "high")}
+    other = dict(defines, filename="svchost.exe")
+    assert _hits(positives[0], RulePack.from_source(EXTERNAL_RULE, other, engine=engine)) == set()
+    with pytest.raises(InputError, match=f"do not compile \\({engine}\\)"):
+        RulePack.from_source(EXTERNAL_RULE, engine=engine)
+
+
+def test_vol_yara_define_option(positives, tmp_path, monkeypatch):
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    rule_file = tmp_path / "external.yar"
+    rule_file.write_text(EXTERNAL_RULE)
+    defines = ["--yara-define", "filename=WmiPrvSE.exe", "owner_rid=18", "elevated=true"]
+    rows = vol_json(positives[0], "wmi.yarascan", "--yara-file", str(rule_file), *defines)
+    assert rows and {(row["Rule"], row["Severity"]) for row in rows} == {("named_host", "high")}
+    missing = run_vol(positives[0], "wmi.yarascan", "--yara-file", str(rule_file))
+    assert missing.returncode == 2 and "do not compile" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = run_vol(positives[0], "wmi.yarascan", "--yara-rules", EXTERNAL_RULE, "--yara-define", "1x=2")
+    assert bad.returncode == 2 and "--yara-define expects NAME=VALUE" in bad.stderr
+
+
+def test_progress_reaches_100_in_whole_steps(positives):
+    calls = []
+    _hits(positives[0], RulePack.from_directory(), lambda percent, text: calls.append((percent, text)))
+    percents = [percent for percent, _ in calls]
+    assert percents == sorted(set(percents)) and percents[-1] == 100.0 and len(percents) > 10
+    assert all(text.startswith("YARA scan of PID ") for _, text in calls)

@@ -33,7 +33,7 @@ rule WMI_Tool_Impacket_WMIExec : wmi lateral_movement impacket
         example_positive = "wide:cmd.exe /Q /c whoami /all 1> \\\\127.0.0.1\\ADMIN$\\__1700000000.1234567 2>&1"
         example_positive_2 = "ascii:cmd.exe /Q /c cd  1> \\\\127.0.0.1\\ADMIN$\\__1699999999.12 2>&1"
         example_positive_3 = "wide:cmd.exe /Q /c powershell.exe -NoP -NoL -sta -NonI -W Hidden -Exec Bypass -Enc JABQAHIAbwBnAHIAZQBzAHMA 1> \\\\127.0.0.1\\C$\\__1712345678.9 2>&1"
-        example_near_miss = "wide:cmd.exe /Q /c whoami 1> \\\\127.0.0.1\\ADMIN$\\__output 2>&1"
+        example_near_miss = "wide:cmd.exe /Q /c whoami 1> C:\\Windows\\Temp\\__1700000000.1234567 2>&1"
         example_near_miss_2 = "ascii:cmd.exe /c dir C:\\Windows\\Temp"
         example_near_miss_3 = "ascii:net use \\\\127.0.0.1\\ADMIN$ && type \\\\127.0.0.1\\ADMIN$\\__1700000000.1234567"
 

@@ -8,17 +8,19 @@
     CLSID_WbemClassObject unmarshaler {4590F812-1D3A-11D0-891F-00AA004B2E24}, followed by an encoding
     unit (MS-WMIO 2.2.1) whose signature is 0x12345678 (78 56 34 12).
 
-    The OBJREF rule is context (legitimate remote and out-of-process WMI clients hold such buffers);
+    The OBJREF rule keeps to the session interfaces (login, services, login client id): the per-object and
+    per-call IIDs (IWbemClassObject, IEnumWbemClassObject, IWbemCallResult, IWbemObjectSink) travel in every
+    WMI exchange. It is context (legitimate remote and out-of-process WMI clients hold such buffers);
     the encoding-unit rule asks for the parameters object of Win32_Process.Create, which is what
     impacket wmiexec, Invoke-WMIExec and every other "Win32_Process.Create over DCOM" tool sends.
 */
 
 import "math"
 
-rule WMI_Marshalled_Interface_OBJREF : wmi dcom
+rule WMI_Marshalled_Session_Interface_OBJREF : wmi dcom
 {
     meta:
-        description = "OBJREF ('MEOW', valid flags) carrying a WMI interface IID (IWbemLevel1Login, IWbemServices, IWbemClassObject, IEnumWbemClassObject, IWbemCallResult, IWbemObjectSink, IWbemLoginClientID) in non-image memory: a marshalled WMI/DCOM interface pointer, context for remote WMI use"
+        description = "OBJREF ('MEOW', valid flags) carrying a WMI session interface IID (IWbemLevel1Login, IWbemServices or IWbemLoginClientID; not the per-object and per-call interfaces every WMI exchange marshals) in non-image memory: a marshalled WMI session, context for remote WMI use"
         severity = "low"
         mitre_attack = "T1047, T1021.003"
         reference = "https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-dcom/"
@@ -26,10 +28,12 @@ rule WMI_Marshalled_Interface_OBJREF : wmi dcom
         author = "wmi-forensics"
         example_positive = "hex:4D 45 4F 57 01 00 00 00 18 AD 09 F3 6A D8 D0 11 A0 75 00 C0 4F B6 88 20 + zeros:16 + hex:C8 12 00 00 00 00 00 00"
         example_positive_2 = "hex:4D 45 4F 57 01 00 00 00 99 DC 56 95 8C 82 CF 11 A3 7E 00 AA 00 32 40 C7 00 00 00 00 05 00 00 00"
-        example_positive_3 = "hex:4D 45 4F 57 04 00 00 00 81 A6 12 DC 7F 73 CF 11 88 4D 00 AA 00 4B 2E 24 12 F8 90 45 3A 1D D0 11 89 1F 00 AA 00 4B 2E 24"
+        example_positive_3 = "hex:4D 45 4F 57 01 00 00 00 D6 1C 78 D4 D3 E5 DF 44 AD 94 93 0E FE 48 A8 87 + zeros:16"
         example_near_miss = "hex:4D 45 4F 57 01 00 00 00 31 01 00 00 00 00 00 00 C0 00 00 00 00 00 00 46 + zeros:16"
         example_near_miss_2 = "hex:4D 45 4F 57 10 00 00 00 99 DC 56 95 8C 82 CF 11 A3 7E 00 AA 00 32 40 C7"
         example_near_miss_3 = "hex:18 AD 09 F3 6A D8 D0 11 A0 75 00 C0 4F B6 88 20 99 DC 56 95 8C 82 CF 11 A3 7E 00 AA 00 32 40 C7"
+        example_near_miss_4 = "hex:4D 45 4F 57 04 00 00 00 81 A6 12 DC 7F 73 CF 11 88 4D 00 AA 00 4B 2E 24 12 F8 90 45 3A 1D D0 11 89 1F 00 AA 00 4B 2E 24"
+        example_near_miss_5 = "hex:4D 45 4F 57 01 00 00 00 01 78 85 7C 81 73 CF 11 88 4D 00 AA 00 4B 2E 24 + zeros:16"
 
     strings:
         $objref = {
@@ -37,10 +41,6 @@ rule WMI_Marshalled_Interface_OBJREF : wmi dcom
             (
                 18 AD 09 F3 6A D8 D0 11 A0 75 00 C0 4F B6 88 20 |
                 99 DC 56 95 8C 82 CF 11 A3 7E 00 AA 00 32 40 C7 |
-                81 A6 12 DC 7F 73 CF 11 88 4D 00 AA 00 4B 2E 24 |
-                E1 47 79 02 31 D7 CE 11 A3 57 00 00 00 00 00 01 |
-                75 A6 AC 44 FC E8 D0 11 A0 7C 00 C0 4F B6 88 20 |
-                01 78 85 7C 81 73 CF 11 88 4D 00 AA 00 4B 2E 24 |
                 D6 1C 78 D4 D3 E5 DF 44 AD 94 93 0E FE 48 A8 87
             )
         }

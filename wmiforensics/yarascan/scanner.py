@@ -9,7 +9,7 @@ follows the bytes the input holds, never a region's declared size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from .. import captured
 from ..addressmap import AddressMap
@@ -20,6 +20,9 @@ from .rules import RuleInfo, RulePack
 CHUNK = captured.CHUNK
 OVERLAP = captured.OVERLAP
 MAX_INSTANCES_PER_HIT = 8
+
+#: Volatility's progress callback: (percent done, what is being done).
+Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -59,37 +62,65 @@ def _spans(facts: ProcessFacts) -> List[Tuple[int, int, Optional[RegionFact]]]:
     return []
 
 
-def scan_process(facts: ProcessFacts, pack: RulePack) -> Iterator[Hit]:
-    """Every in-scope hit of ``pack`` in the process, in address order, one per rule and region."""
+def scan_process(facts: ProcessFacts, pack: RulePack, progress: Optional[Progress] = None) -> Iterator[Hit]:
+    """Every in-scope hit of ``pack`` in the process, in address order, one per rule and region.
+
+    Only bytes the input holds are visited (see :mod:`wmiforensics.captured`); ``progress``
+    (Volatility's progress callback) hears the share of those bytes scanned.
+    """
     address_map = AddressMap(facts.regions, facts.modules)
-    for start, end, region in _spans(facts):
-        scopes_here = {info.identifier for info in pack.rules.values() if in_scope(info.scope, region)}
-        if not scopes_here:
-            continue
+    spans = [
+        (start, end, region)
+        for start, end, region in _spans(facts)
+        if not pack.lists_every_rule or any(in_scope(info.scope, region) for info in pack.rules.values())
+    ]
+    total = sum(captured.existing_bytes(facts.present_spans, start, end) for start, end, _ in spans)
+    meter = _Meter(progress, total, f"YARA scan of PID {facts.pid}")
+    for start, end, region in spans:
         found: Dict[str, Hit] = {}
         for chunk in captured.chunks(facts.read, facts.present_spans, start, end, CHUNK, OVERLAP):
-            fresh_end = chunk.fresh_end
-            _collect(pack, chunk.data, chunk.address, fresh_end, region, address_map, scopes_here, found)
+            _collect(pack, chunk.data, chunk.address, chunk.fresh_end, region, address_map, found)
+            meter.advance(chunk.fresh_end - chunk.address)
         for hit in sorted(found.values(), key=lambda item: item.address):
             hit.pid, hit.process = facts.pid, facts.name
             yield hit
+    meter.done()
 
 
-def _collect(pack, data, base, limit, region, address_map, wanted, found) -> None:
-    for match in pack.compiled.match(data=data):
-        if match.rule not in wanted:
+class _Meter:
+    """Calls the progress callback at most once per whole percent."""
+
+    def __init__(self, progress: Optional[Progress], total: int, text: str) -> None:
+        self.progress, self.total, self.text = progress, max(total, 1), text
+        self.scanned, self.reported = 0, -1
+
+    def advance(self, count: int) -> None:
+        self.scanned += count
+        percent = min(100, self.scanned * 100 // self.total)
+        if self.progress is not None and percent != self.reported:
+            self.reported = percent
+            self.progress(float(percent), self.text)
+
+    def done(self) -> None:
+        if self.progress is not None and self.reported != 100:
+            self.reported = 100
+            self.progress(100.0, self.text)
+
+
+def _collect(pack, data, base, limit, region, address_map, found) -> None:
+    for info, strings in pack.matches(data):
+        if not in_scope(info.scope, region):
             continue
-        for string in match.strings:
-            for instance in string.instances:
-                address = base + instance.offset
-                if address >= limit:
-                    continue  # the next chunk reports it
-                hit = found.get(match.rule)
-                if hit is None:
-                    module = address_map.module_of(address)
-                    hit = found[match.rule] = Hit(
-                        pack.info(match.rule), address, region, module.name if module else "unbacked"
-                    )
-                hit.address = min(hit.address, address)
-                if len(hit.strings) < MAX_INSTANCES_PER_HIT:
-                    hit.strings.append((string.identifier, address, bytes(instance.matched_data[:64])))
+        for identifier, offset, matched in strings:
+            address = base + offset
+            if address >= limit:
+                continue  # the next chunk reports it
+            hit = found.get(info.identifier)
+            if hit is None:
+                module = address_map.module_of(address)
+                hit = found[info.identifier] = Hit(
+                    info, address, region, module.name if module else "unbacked"
+                )
+            hit.address = min(hit.address, address)
+            if len(hit.strings) < MAX_INSTANCES_PER_HIT:
+                hit.strings.append((identifier, address, matched))

@@ -7,6 +7,7 @@ from wmiforensics.backends.kernel import hosts_winmgmt
 from wmiforensics.vol import common, dumps, yarascan
 from wmiforensics.vol.plugin_base import AnyInput
 from wmiforensics.yarascan import RulePack, scan_process
+from wmiforensics.yarascan.rules import parse_defines
 
 
 class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
@@ -33,6 +34,12 @@ class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
                 description="YARA rule source text to use instead of the bundled rules",
                 optional=True,
             ),
+            requirements.ListRequirement(
+                name="yara_define",
+                element_type=str,
+                description="NAME=VALUE for an external variable the rules read (true/false, number or text)",
+                optional=True,
+            ),
             requirements.BooleanRequirement(
                 name="dump",
                 description="Write each region with a hit to the output folder",
@@ -43,16 +50,18 @@ class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
         ]
 
     def _rule_pack(self) -> RulePack:
+        defines = parse_defines(self.config.get("yara_define"))
         if self.config.get("yara_rules"):
-            return RulePack.from_source(self.config["yara_rules"])
+            return RulePack.from_source(self.config["yara_rules"], defines)
         if self.config.get("yara_file"):
-            return RulePack.from_file(self.config["yara_file"])
-        return RulePack.from_directory()
+            return RulePack.from_file(self.config["yara_file"], defines)
+        return RulePack.from_directory(defines=defines)
 
     def _generator(self):
         pack = self._rule_pack()
         for facts in self.process_facts():
-            yield from yarascan.rows(scan_process(facts, pack), facts, self.dumper())
+            hits = scan_process(facts, pack, self._progress_callback)
+            yield from yarascan.rows(hits, facts, self.dumper())
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(yarascan.YARASCAN_COLUMNS, common.guarded(self._generator()))
