@@ -1,0 +1,58 @@
+"""wmi.activity: what was run through WMI, recovered from memory as WMI objects and calls."""
+
+import logging
+
+from volatility3.framework import interfaces, renderers
+from volatility3.framework.configuration import requirements
+
+from wmiforensics.backends.kernel import hosts_winmgmt
+from wmiforensics.engine import Severity
+from wmiforensics.vol import activity, common
+from wmiforensics.vol.plugin_base import AnyInput
+
+vollog = logging.getLogger(__name__)
+
+
+class WmiActivity(AnyInput, interfaces.plugins.PluginInterface):
+    """Recovers WMI objects (MS-WMIO classes and instances) and IWbemServices request bodies from WMI
+    process memory and says what each one did: process creation, event subscriptions, provider
+    registration, registry changes, staging, log clearing, queries."""
+
+    _required_framework_version = (2, 0, 0)
+    _version = (1, 0, 0)
+    default_names = ["WmiPrvSE.exe", "scrcons.exe"]
+    default_predicate = staticmethod(hosts_winmgmt)
+    select_all = True
+
+    @classmethod
+    def get_requirements(cls):
+        return [
+            *cls.input_requirements([*cls.default_names, "the Winmgmt svchost.exe"]),
+            requirements.ChoiceRequirement(
+                name="min_severity",
+                description="Hide rows below this severity",
+                choices=[level.name.lower() for level in Severity],
+                default="low",
+                optional=True,
+            ),
+            requirements.BooleanRequirement(
+                name="dump",
+                description="Write full scripts, command lines, queries and staged values to the output dir",
+                default=False,
+                optional=True,
+            ),
+        ]
+
+    def _generator(self):
+        min_severity = Severity.parse(self.config.get("min_severity") or "low")
+        for facts in self.process_facts():
+            found = activity.analyse(facts)
+            hidden = sum(1 for item in found if item.severity < min_severity)
+            if hidden:
+                vollog.warning(
+                    f"{facts.name} ({facts.pid}): {hidden} rows below --min-severity are not shown"
+                )
+            yield from activity.rows(found, facts, self.file_opener(), min_severity)
+
+    def run(self) -> renderers.TreeGrid:
+        return renderers.TreeGrid(activity.ACTIVITY_COLUMNS, common.guarded(self._generator()))

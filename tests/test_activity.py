@@ -1,0 +1,168 @@
+"""wmi.activity: carving and classifying WMI objects and request bodies in process memory."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from fixtures.labdump import wmiobjects as w
+from fixtures.labdump.wmiactivity import SEVERITIES, apply_activity
+from fixtures.labdump.wmiprvse import build_wmiprvse
+from fixtures.labdump.writer import write_minidump
+from tests import impacket_wmi as imp
+from tests.conftest import REAL_DUMPS, run_vol
+from tests.test_real_dumps import WINDOWS
+from wmiforensics.activity import carve, classify, process_chunks
+from wmiforensics.backends.minidump import facts_from_minidump
+from wmiforensics.engine import Severity
+from wmiforensics.minidump import Minidump
+from wmiforensics.vol.activity import analyse
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    proc = build_wmiprvse()
+    expected = apply_activity(proc, "wmi_all")
+    path = tmp_path_factory.mktemp("activity") / "wmi_all.dmp"
+    with open(path, "wb") as out:
+        write_minidump(proc, out)
+    return path, expected
+
+
+def _by_address(activities):
+    table = {}
+    for activity in activities:
+        table.setdefault((activity.address, activity.form), activity)
+    return table
+
+
+def _check(found, expected):
+    for item in expected:
+        activity = found.get((item.address, item.form))
+        assert activity is not None, f"{item.class_name} {item.operation} at {item.address:#x} not found"
+        assert activity.class_name == item.class_name, item.detail
+        assert activity.operation == item.operation
+        assert activity.kind == item.kind, (item.operation, activity.reason)
+        assert activity.severity.name.lower() == item.severity, (item.operation, activity.reason)
+        for name, value in item.values.items():
+            assert activity.properties.get(name) == value, (item.operation, name)
+
+
+def test_every_planted_item_is_recovered_and_classified(lab):
+    path, expected = lab
+    activities = analyse(facts_from_minidump(Minidump.open(path)))
+    found = _by_address(activities)
+    _check(found, expected)
+    planted = {(item.address, item.form) for item in expected}
+    assert all(key in planted for key in found), "nothing but the planted items is reported"
+    assert {item.severity for item in expected} == set(SEVERITIES)
+
+
+def test_small_overlapping_chunks_give_the_same_items(lab):
+    path, _ = lab
+    facts = facts_from_minidump(Minidump.open(path))
+    whole = [(a.address, a.form, a.kind) for a in classify(carve(process_chunks(facts), facts.read))]
+    # 4 KiB chunks with 1 KiB overlap and no way to read past a chunk: items cut by a boundary are
+    # found whole in the overlapping chunk, or read in full from the chunk they start in.
+    small = [
+        (a.address, a.form, a.kind)
+        for a in classify(carve(process_chunks(facts, chunk=4096, overlap=1024), facts.read))
+    ]
+    assert sorted(whole) == sorted(small)
+
+
+def test_impacket_request_bodies_are_recognised():
+    """The NDR bodies impacket sends for ExecMethod (wmiexec) and ExecQuery, with ORPCTHIS."""
+    from impacket.dcerpc.v5.dcom import wmi
+    from impacket.dcerpc.v5.dcomrt import ORPCTHIS
+    from impacket.dcerpc.v5.dtypes import NULL
+
+    def orpcthis():
+        header = ORPCTHIS()
+        header["version"]["MajorVersion"], header["version"]["MinorVersion"] = 5, 7
+        header["flags"], header["cid"], header["extensions"] = 0, b"\x11" * 16, NULL
+        return header
+
+    command = "cmd.exe /Q /c ipconfig 1> \\\\127.0.0.1\\ADMIN$\\__1700000001.25 2>&1"
+    in_params = imp.in_params(w.win32_process_class(), "Create", command, "C:\\", None)
+    method = wmi.IWbemServices_ExecMethod()
+    method["ORPCthis"] = orpcthis()
+    method["strObjectPath"]["asData"] = "Win32_Process"
+    method["strMethodName"]["asData"] = "Create"
+    method["lFlags"], method["pCtx"] = 0, NULL
+    method["pInParams"]["ulCntData"] = len(in_params)
+    method["pInParams"]["abData"] = list(in_params)
+    method.fields["ppCallResult"] = NULL
+    method.fields["ppOutParams"].fields["Data"] = NULL
+    query = wmi.IWbemServices_ExecQuery()
+    query["ORPCthis"] = orpcthis()
+    query["strQueryLanguage"]["asData"] = "WQL"
+    query["strQuery"]["asData"] = "SELECT * FROM AntiVirusProduct"
+    query["lFlags"], query["pCtx"] = 0x30, NULL
+    memory = b"\xcc" * 100 + method.getData() + b"\0" * 52 + query.getData() + b"\0" * 64
+    found = classify(carve([(0x10000, memory)]))
+    by_operation = {a.operation: a for a in found}
+    create = by_operation["Win32_Process.Create"]
+    assert create.form == "request" and create.address == 0x10000 + 100
+    assert create.properties["CommandLine"] == command and create.properties["CurrentDirectory"] == "C:\\"
+    assert create.kind == "process_create" and create.severity == Severity.CRITICAL
+    assert "wmiexec" in create.reason
+    recon = by_operation["ExecQuery"]
+    assert recon.properties["Query"] == "SELECT * FROM AntiVirusProduct" and recon.kind == "reconnaissance"
+    assert len(found) == 2, "the in-parameters inside the request are not reported twice"
+
+
+def test_undecodable_unit_is_reported_with_its_reason():
+    unit = bytearray(w.encoding_unit(w.instance_block(w.EVENT_FILTER, {"Name": "x"}, server=None)))
+    struct.pack_into("<I", unit, 9 + 13, 0x7FFFFFFF)  # derivation list length
+    (item,) = classify(carve([(0x5000, bytes(unit))]))
+    assert item.kind == "undecodable" and item.severity == Severity.INFO
+    assert "derivation list" in item.reason
+
+
+WINDOWS_REAL = sorted(WINDOWS)
+
+
+def test_real_dumps_stay_quiet():
+    if not REAL_DUMPS.exists():
+        pytest.skip("real dumps not found")
+    for relative in WINDOWS_REAL:
+        facts = facts_from_minidump(Minidump.open(REAL_DUMPS / relative))
+        loud = [a for a in analyse(facts) if a.severity > Severity.LOW]
+        assert not loud, (relative, [(a.kind, a.reason) for a in loud])
+
+
+def test_plugin_rows_renderers_and_dump(lab, tmp_path):
+    path, expected = lab
+    result = run_vol(path, "wmi.activity", "--dump", output_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows and all(row["Severity"] != "info" for row in rows)
+    critical = [row for row in rows if row["Severity"] == "critical"]
+    assert {row["Kind"] for row in critical} == {"process_create", "subscription"}
+    create = next(row for row in rows if row["Operation"] == "Win32_Process.Create")
+    assert create["Module"] == "unbacked" and create["Type"] == "MEM_PRIVATE"
+    assert create["Protection"] == "PAGE_READWRITE"
+    detail = json.loads(create["Properties"])
+    assert detail["properties"]["CommandLine"].startswith("cmd.exe /Q /c cd \\ 1> \\\\127.0.0.1\\ADMIN$")
+    consumer = next(row for row in rows if row["WmiClass"] == "ActiveScriptEventConsumer")
+    (script_file,) = [name for name in consumer["Dumped"].split(", ") if name.endswith("ScriptText.txt")]
+    script = next(
+        item.values["ScriptText"] for item in expected if item.class_name == "ActiveScriptEventConsumer"
+    )
+    assert (tmp_path / script_file).read_bytes() == script.encode()
+    for renderer in ("csv", "pretty"):
+        other = run_vol(path, "wmi.activity", renderer=renderer)
+        assert other.returncode == 0 and "Win32_Process.Create" in other.stdout, renderer
+
+
+def test_plugin_on_real_dumps_reports_nothing_above_low():
+    for relative in ("rust-minidump/invalid-parameter.dmp",):
+        path = REAL_DUMPS / relative
+        if not path.exists():
+            pytest.skip("real dumps not found")
+        result = run_vol(path, "wmi.activity", "--min-severity", "info")
+        assert result.returncode == 0, result.stderr
+        assert all(row["Severity"] in ("info", "low") for row in json.loads(result.stdout))

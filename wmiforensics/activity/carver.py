@@ -1,0 +1,98 @@
+"""Find WMI objects and WMI request bodies in raw memory by their anchors and decode them.
+
+The carver reads an iterable of ``(address, bytes)`` chunks (consecutive chunks may overlap so an
+item that straddles a boundary is seen whole in one of them) and looks for two anchors with
+``bytes.find``: the [MS-WMIO] EncodingUnit signature ``78 56 34 12`` and the [MS-DCOM] ORPCTHIS
+version ``05 00 07 00``. Its cost is linear in the bytes it is given. Items found twice in an
+overlap are reported once (by address). An object too long for its chunk is read whole through
+the optional ``read`` callable, up to :data:`MAX_UNIT` bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional, Set, Tuple
+
+from ..wmio import WmiObject, WmioError, decode_encoding_unit
+from ..wmio.structs import OBJECT_FLAG_CLASS, OBJECT_FLAG_INSTANCE, OBJECT_FLAGS_KNOWN, SIGNATURE_BYTES
+from .requests import ANCHOR, Request, parse_request
+
+MIN_UNIT = 8 + 1 + 13 + 8  # header, flags, a class header, the smallest lists
+MAX_UNIT = 16 << 20
+Chunk = Tuple[int, bytes]
+Reader = Callable[[int, int], bytes]
+
+
+@dataclass
+class Carved:
+    """One anchored item: a decoded object, a request (maybe carrying an object), or an object that
+    could not be decoded (``error`` says why)."""
+
+    address: int
+    form: str  # "object" or "request"
+    size: int
+    obj: Optional[WmiObject] = None
+    request: Optional[Request] = None
+    error: Optional[str] = None
+
+
+def _plausible_header(data: bytes, pos: int) -> Optional[int]:
+    """The unit's ObjectEncodingLength if the header can start an object block, else None."""
+    if pos + 9 > len(data):
+        return None
+    length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+    flags = data[pos + 8]
+    if not MIN_UNIT - 8 <= length <= MAX_UNIT or flags & ~OBJECT_FLAGS_KNOWN:
+        return None
+    if bool(flags & OBJECT_FLAG_CLASS) == bool(flags & OBJECT_FLAG_INSTANCE):
+        return None
+    return length
+
+
+def _decode_unit(data: bytes, pos: int, address: int, read: Optional[Reader]) -> Carved:
+    length = _plausible_header(data, pos)
+    assert length is not None
+    blob, offset = data, pos
+    if pos + 8 + length > len(data) and read is not None:
+        more = read(address, 8 + length)
+        if len(more) > len(data) - pos:
+            blob, offset = more, 0
+    try:
+        obj = decode_encoding_unit(blob, offset)
+    except WmioError as error:
+        return Carved(address, "object", 8 + length, error=str(error))
+    return Carved(address, "object", 8 + obj.size, obj=obj)
+
+
+def _anchors(data: bytes, needle: bytes) -> Iterator[int]:
+    pos = data.find(needle)
+    while pos >= 0:
+        yield pos
+        pos = data.find(needle, pos + 1)
+
+
+def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Carved]:
+    """Every request body and object block in ``chunks``, each once, requests first per chunk."""
+    seen: Set[int] = set()
+    for base, data in chunks:
+        for pos in _anchors(data, ANCHOR):
+            address = base + pos
+            if address in seen:
+                continue
+            request = parse_request(data, pos, address)
+            if request is None:
+                continue
+            seen.add(address)
+            carved = Carved(address, "request", request.size, request=request)
+            if request.unit_offset is not None and _plausible_header(data, pos + request.unit_offset):
+                inner = _decode_unit(data, pos + request.unit_offset, address + request.unit_offset, read)
+                seen.add(inner.address)
+                carved.obj, carved.error = inner.obj, inner.error
+                carved.size = max(carved.size, request.unit_offset + inner.size)
+            yield carved
+        for pos in _anchors(data, SIGNATURE_BYTES):
+            address = base + pos
+            if address in seen or _plausible_header(data, pos) is None:
+                continue
+            seen.add(address)
+            yield _decode_unit(data, pos, address, read)
