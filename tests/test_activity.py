@@ -166,3 +166,26 @@ def test_plugin_on_real_dumps_reports_nothing_above_low():
         result = run_vol(path, "wmi.activity", "--min-severity", "info")
         assert result.returncode == 0, result.stderr
         assert all(row["Severity"] in ("info", "low") for row in json.loads(result.stdout))
+
+
+def test_full_image_gives_what_the_minidump_gives(tmp_path, symbol_cache):
+    """The same planted WmiPrvSE model in a synthetic full image (build 19041), read through the
+    kernel's view of the process and found by the default process selection."""
+    from fixtures.winimage import build_image, default_processes
+
+    model = build_wmiprvse()
+    expected = apply_activity(model, "wmi_example")
+    image = tmp_path / "image.raw"
+    build_image(19041, default_processes(19041, wmiprvse=model), image)
+    result = run_vol(image, "wmi.activity", "--min-severity", "info", symbols=symbol_cache)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["PID"] for row in rows} == {model.process_id}
+    found = {(int(row["Address"]), row["Form"]): row for row in rows}
+    for item in expected:
+        row = found[(item.address, item.form)]
+        assert (row["WmiClass"], row["Operation"], row["Kind"], row["Severity"]) == (
+            item.class_name, item.operation, item.kind, item.severity)
+        values = json.loads(row["Properties"])["properties"]
+        assert all(values.get(name) == value for name, value in item.values.items()), item.operation
+    assert len(rows) == len(expected)

@@ -36,5 +36,8 @@ def process_chunks(
                 yield cursor, data
             if len(data) >= want or len(data) > chunk:
                 cursor += chunk
-            else:  # a gap: skip the page that failed
-                cursor = ((cursor + len(data)) | (PAGE - 1)) + 1
+                continue
+            # a gap: step over the missing pages one small probe each, then read big chunks again
+            cursor = ((cursor + len(data)) | (PAGE - 1)) + 1
+            while cursor < end and not facts.read(cursor, 1):
+                cursor += PAGE

@@ -598,5 +598,5 @@ def subscriptions(activities: Iterable[Activity]) -> List[Activity]:
 
 def classify(items: Iterable[Carved]) -> List[Activity]:
     """Every carved item classified, followed by the subscription chains joined from them."""
-    activities = [activity_of(item) for item in items]
+    activities = sorted((activity_of(item) for item in items), key=lambda item: item.address)
     return activities + subscriptions(activities)

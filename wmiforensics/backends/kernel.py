@@ -116,6 +116,19 @@ class ProcessReader:
             cursor += take
         return b"".join(chunks)
 
+    def valid_spans(self, ranges: Iterable[Tuple[int, int]]) -> List[Tuple[int, int]]:
+        """The parts of ``ranges`` whose pages are present, from the page tables (a missing table
+        skips its whole range at once), so a scan costs what exists, not what is committed."""
+        spans: List[Tuple[int, int]] = []
+        for start, end in ranges:
+            with contextlib.suppress(exceptions.InvalidAddressException):
+                for offset, size, *_ in self._layer.mapping(start, end - start, ignore_errors=True):
+                    if spans and spans[-1][1] == offset:
+                        spans[-1] = (spans[-1][0], offset + size)
+                    else:
+                        spans.append((offset, offset + size))
+        return spans
+
 
 def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = None) -> ProcessFacts:
     """Engine facts for one ``_EPROCESS``."""
@@ -154,6 +167,9 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
         parent=_parent(proc, all_processes),
         image_page_changes=changes,
         command_line=command_line,
+        captured_spans=lambda: read.valid_spans(
+            (region.base, region.end) for region in regions if region.is_committed
+        ),
     )
     return facts
 
