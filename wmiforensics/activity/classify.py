@@ -190,14 +190,14 @@ def _process_creation(activity: Activity, command: str, what: str) -> Activity:
     how = launcher(command)
     if how:
         return _set(
-            activity, "process_create", Severity.CRITICAL, Confidence.HIGH, f"{what} runs {command!r}: {how}"
+            activity, "process_create", Severity.CRITICAL, Confidence.HIGH, f"{what} runs '{command}': {how}"
         )
     return _set(
         activity,
         "process_create",
         Severity.HIGH,
         Confidence.MEDIUM,
-        f"{what} runs {command!r} through WMI (remote process creation)",
+        f"{what} runs '{command}' through WMI (remote process creation)",
     )
 
 
@@ -235,7 +235,7 @@ def _payload(activity: Activity) -> str:
     if activity.class_name.lower() == "activescripteventconsumer":
         engine = _text(props, "ScriptingEngine") or "script"
         source = _text(props, "ScriptText") or _text(props, "ScriptFileName")
-        return f"{engine} script {source[:80]!r}"
+        return f"{engine} script '{source[:80]}'"
     return repr(_text(props, "CommandLineTemplate") or _text(props, "ExecutablePath"))
 
 
@@ -249,14 +249,14 @@ def _subscription_part(activity: Activity, lowered: str) -> Activity:
                 "subscription_filter",
                 Severity.INFO,
                 Confidence.HIGH,
-                f"the Windows default event filter {name!r}",
+                f"the Windows default event filter '{name}'",
             )
         return _set(
             activity,
             "subscription_filter",
             Severity.MEDIUM,
             Confidence.MEDIUM,
-            f"permanent event filter {name!r} fires on {describe_filter(query)}: {query!r}",
+            f"permanent event filter '{name}' fires on {describe_filter(query)}: '{query}'",
         )
     if lowered in CONSUMERS_THAT_RUN:
         return _set(
@@ -264,7 +264,7 @@ def _subscription_part(activity: Activity, lowered: str) -> Activity:
             "subscription_consumer",
             Severity.HIGH,
             Confidence.HIGH,
-            f"{activity.class_name} {name!r} runs {_payload(activity)} when its filter fires",
+            f"{activity.class_name} '{name}' runs {_payload(activity)} when its filter fires",
         )
     if lowered == "__filtertoconsumerbinding":
         filter_name = _reference_name(_text(activity.properties, "Filter")).lower()
@@ -282,8 +282,8 @@ def _subscription_part(activity: Activity, lowered: str) -> Activity:
             "subscription_binding",
             Severity.MEDIUM,
             Confidence.MEDIUM,
-            f"binding of {_text(activity.properties, 'Filter')!r} "
-            f"to {_text(activity.properties, 'Consumer')!r}",
+            f"binding of '{_text(activity.properties, 'Filter')}' "
+            f"to '{_text(activity.properties, 'Consumer')}'",
         )
     if name.lower() in BENIGN_CONSUMERS:
         return _set(
@@ -291,14 +291,14 @@ def _subscription_part(activity: Activity, lowered: str) -> Activity:
             "subscription_consumer",
             Severity.INFO,
             Confidence.HIGH,
-            f"the Windows default consumer {name!r}",
+            f"the Windows default consumer '{name}'",
         )
     return _set(
         activity,
         "subscription_consumer",
         Severity.LOW,
         Confidence.MEDIUM,
-        f"{activity.class_name} {name!r} (a consumer that does not run code)",
+        f"{activity.class_name} '{name}' (a consumer that does not run code)",
     )
 
 
@@ -342,7 +342,7 @@ def classify_object(activity: Activity, is_class: bool, derivation: List[str]) -
                 "process_create",
                 Severity.HIGH,
                 Confidence.MEDIUM,
-                f"Win32_Product.Install of {_text(props, 'PackageLocation')!r}",
+                f"Win32_Product.Install of '{_text(props, 'PackageLocation')}'",
             )
         if _lookup(props, "hDefKey") is not None and _lookup(props, "sSubKeyName") is not None:
             if any(k.lower() in ("uvalue", "svalue", "uvalue", "svalues", "uvalues") for k in props):
@@ -377,7 +377,7 @@ def classify_object(activity: Activity, is_class: bool, derivation: List[str]) -
             "subscription_timer",
             Severity.MEDIUM,
             Confidence.MEDIUM,
-            f"timer {_text(props, 'TimerId')!r} every {_lookup(props, 'IntervalBetweenEvents')} ms "
+            f"timer '{_text(props, 'TimerId')}' every {_lookup(props, 'IntervalBetweenEvents')} ms "
             "(drives a __TimerEvent filter)",
         )
     if lowered == "__win32provider":
@@ -389,7 +389,7 @@ def classify_object(activity: Activity, is_class: bool, derivation: List[str]) -
                 "provider_registration",
                 Severity.HIGH,
                 Confidence.MEDIUM,
-                f"provider {_text(props, 'Name')!r} registered with hosting model {hosting!r} "
+                f"provider '{_text(props, 'Name')}' registered with hosting model '{hosting}' "
                 f"(CLSID {clsid})",
             )
         return _set(
@@ -397,7 +397,7 @@ def classify_object(activity: Activity, is_class: bool, derivation: List[str]) -
             "provider_registration",
             Severity.MEDIUM,
             Confidence.MEDIUM,
-            f"provider {_text(props, 'Name')!r} registered (CLSID {clsid}, hosting {hosting or 'default'})",
+            f"provider '{_text(props, 'Name')}' registered (CLSID {clsid}, hosting {hosting or 'default'})",
         )
     if lowered == "win32_environment":
         return _set(
@@ -405,7 +405,7 @@ def classify_object(activity: Activity, is_class: bool, derivation: List[str]) -
             "environment",
             Severity.LOW,
             Confidence.MEDIUM,
-            f"environment variable {_text(props, 'Name')!r} set through WMI",
+            f"environment variable '{_text(props, 'Name')}' set through WMI",
         )
     if lowered == "win32_osrecoveryconfiguration" and len(_text(props, "DebugFilePath")) > 260:
         return _set(
@@ -428,11 +428,11 @@ def classify_request(activity: Activity, operation: str, strings: List[str]) -> 
                 "temporary_subscription",
                 Severity.MEDIUM,
                 Confidence.MEDIUM,
-                f"temporary event subscription on {describe_filter(query)}: {query!r}",
+                f"temporary event subscription on {describe_filter(query)}: '{query}'",
             )
         if RECON_CLASSES.search(query) and not BENIGN_QUERY_CLASSES.search(query):
-            return _set(activity, "reconnaissance", Severity.LOW, Confidence.MEDIUM, f"query {query!r}")
-        return _set(activity, "query", Severity.INFO, Confidence.MEDIUM, f"query {query!r}")
+            return _set(activity, "reconnaissance", Severity.LOW, Confidence.MEDIUM, f"query '{query}'")
+        return _set(activity, "query", Severity.INFO, Confidence.MEDIUM, f"query '{query}'")
     if operation in ("NTLMLogin", "OpenNamespace"):
         activity.namespace = strings[0]
     if operation == "NTLMLogin":
@@ -441,7 +441,7 @@ def classify_request(activity: Activity, operation: str, strings: List[str]) -> 
             "login",
             Severity.INFO,
             Confidence.MEDIUM,
-            f"IWbemLevel1Login::NTLMLogin to {strings[0]!r} (a remote client connects)",
+            f"IWbemLevel1Login::NTLMLogin to '{strings[0]}' (a remote client connects)",
         )
     if operation == "ExecMethod":
         return _set(
@@ -449,7 +449,7 @@ def classify_request(activity: Activity, operation: str, strings: List[str]) -> 
             "method_call",
             Severity.LOW,
             Confidence.MEDIUM,
-            f"ExecMethod {strings[1]} on {strings[0]!r}",
+            f"ExecMethod {strings[1]} on '{strings[0]}'",
         )
     return _set(
         activity,
@@ -491,7 +491,7 @@ def activity_of(item: Carved) -> Activity:
                         "eventlog_clear",
                         Severity.HIGH,
                         Confidence.HIGH,
-                        f"{activity.operation} on {request.strings[0]!r}",
+                        f"{activity.operation} on '{request.strings[0]}'",
                     )
                 if method == "install" and class_name.lower() == "win32_product":
                     return _set(
@@ -499,7 +499,7 @@ def activity_of(item: Carved) -> Activity:
                         "process_create",
                         Severity.HIGH,
                         Confidence.HIGH,
-                        f"Win32_Product.Install of {_text(activity.properties, 'PackageLocation')!r}",
+                        f"Win32_Product.Install of '{_text(activity.properties, 'PackageLocation')}'",
                     )
             shown_class = activity.class_name
             activity.class_name = obj.class_name
@@ -590,7 +590,7 @@ def subscriptions(activities: Iterable[Activity]) -> List[Activity]:
             "subscription",
             severity,
             Confidence.HIGH,
-            f"permanent event subscription: filter {filter_name!r} ({describe_filter(query)}) {how}",
+            f"permanent event subscription: filter '{filter_name}' ({describe_filter(query)}) {how}",
         )
         chains.append(chain)
     return chains
