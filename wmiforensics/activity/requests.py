@@ -69,10 +69,15 @@ def _bstr(data: bytes, pos: int) -> Optional[Tuple[str, int]]:
     referent, maximum, byte_count, count = struct.unpack_from("<4I", data, pos)
     if not referent or maximum != count or byte_count != 2 * count or not 0 < count <= MAX_STRING_CHARS:
         return None
-    end = pos + 16 + 2 * count
+    return _utf16(data, pos + 16, count)
+
+
+def _utf16(data: bytes, start: int, count: int) -> Optional[Tuple[str, int]]:
+    """``count`` UTF-16 characters at ``start`` if they are printable text, and the aligned end."""
+    end = start + 2 * count
     if end > len(data):
         return None
-    text = data[pos + 16 : end].decode("utf-16-le", "replace").rstrip("\0")
+    text = data[start:end].decode("utf-16-le", "replace").rstrip("\0")
     if not text or not _PRINTABLE.match(text) or "\ufffd" in text:
         return None
     return text, _align(end)
@@ -85,13 +90,7 @@ def _lpwstr(data: bytes, pos: int) -> Optional[Tuple[str, int]]:
     referent, maximum, offset, actual = struct.unpack_from("<4I", data, pos)
     if not referent or offset != 0 or not 0 < actual <= maximum <= MAX_STRING_CHARS:
         return None
-    end = pos + 16 + 2 * actual
-    if end > len(data):
-        return None
-    text = data[pos + 16 : end].decode("utf-16-le", "replace").rstrip("\0")
-    if not text or not _PRINTABLE.match(text) or "\ufffd" in text:
-        return None
-    return text, _align(end)
+    return _utf16(data, pos + 16, actual)
 
 
 _EVENT_QUERY = re.compile(r"\b(__\w*Event|WITHIN\s+\d)", re.IGNORECASE)

@@ -11,6 +11,7 @@ from typing import Callable, ClassVar, Iterator, List, Optional
 from volatility3.framework import renderers
 from volatility3.framework.configuration import requirements
 
+from ..backends.kernel import hosts_winmgmt
 from ..engine.facts import ProcessFacts
 from ..errors import InputError
 from ..minidump.reader import Minidump
@@ -87,6 +88,19 @@ class AnyInput:
     def file_opener(self):
         """The plugin's file handler when --dump is set, else None."""
         return self.open if self.config.get("dump") else None
+
+
+class WmiServiceInput(AnyInput):
+    """Examines the processes that run WMI work: provider hosts, the script consumer host and the
+    svchost.exe hosting Winmgmt (full images), or every process with --all."""
+
+    default_names: ClassVar[List[str]] = ["WmiPrvSE.exe", "scrcons.exe"]
+    default_predicate = staticmethod(hosts_winmgmt)
+    select_all = True
+
+    @classmethod
+    def service_requirements(cls) -> list:
+        return cls.input_requirements([*cls.default_names, "the Winmgmt svchost.exe"])
 
 
 class KernelOnly:

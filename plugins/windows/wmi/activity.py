@@ -5,29 +5,25 @@ import logging
 from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
-from wmiforensics.backends.kernel import hosts_winmgmt
 from wmiforensics.engine import Severity
 from wmiforensics.vol import activity, common
-from wmiforensics.vol.plugin_base import AnyInput
+from wmiforensics.vol.plugin_base import WmiServiceInput
 
 vollog = logging.getLogger(__name__)
 
 
-class WmiActivity(AnyInput, interfaces.plugins.PluginInterface):
+class WmiActivity(WmiServiceInput, interfaces.plugins.PluginInterface):
     """Recovers WMI objects (MS-WMIO classes and instances) and IWbemServices request bodies from WMI
     process memory and says what each one did: process creation, event subscriptions, provider
     registration, registry changes, staging, log clearing, queries."""
 
     _required_framework_version = (2, 0, 0)
     _version = (1, 0, 0)
-    default_names = ["WmiPrvSE.exe", "scrcons.exe"]
-    default_predicate = staticmethod(hosts_winmgmt)
-    select_all = True
 
     @classmethod
     def get_requirements(cls):
         return [
-            *cls.input_requirements([*cls.default_names, "the Winmgmt svchost.exe"]),
+            *cls.service_requirements(),
             requirements.ChoiceRequirement(
                 name="min_severity",
                 description="Hide rows below this severity",
