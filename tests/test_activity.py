@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fixtures.labdump import wmiobjects as w
 from fixtures.labdump.wmiactivity import SEVERITIES, apply_activity
@@ -185,7 +188,63 @@ def test_full_image_gives_what_the_minidump_gives(tmp_path, symbol_cache):
     for item in expected:
         row = found[(item.address, item.form)]
         assert (row["WmiClass"], row["Operation"], row["Kind"], row["Severity"]) == (
-            item.class_name, item.operation, item.kind, item.severity)
+            item.class_name,
+            item.operation,
+            item.kind,
+            item.severity,
+        )
         values = json.loads(row["Properties"])["properties"]
         assert all(values.get(name) == value for name, value in item.values.items()), item.operation
     assert len(rows) == len(expected)
+
+
+def test_memory_full_of_anchors_stays_bounded():
+    """300 KiB of encoding-unit headers each claiming 16 MiB, and of ORPCTHIS headers: every anchor is
+    tried once, reads past the chunk are capped, and the run ends quickly with no traceback."""
+    import time
+
+    header = b"\x78\x56\x34\x12" + struct.pack("<I", 16 << 20) + b"\x02"
+    memory = (header + b"\x05\x00\x07\x00" + b"\0" * 7) * (1 << 14)
+    reads = []
+
+    def read(address, length):
+        reads.append(length)
+        return memory[address - 0x1000 :][:length]
+
+    started = time.perf_counter()
+    found = classify(carve([(0x1000, memory)], read))
+    assert time.perf_counter() - started < 30
+    assert sum(reads) <= max(len(memory), 16 << 20)
+    assert all(item.kind == "undecodable" for item in found)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.sampled_from([b"\x78\x56\x34\x12", b"\x05\x00\x07\x00", b"MEOW", b"\xff" * 8]),
+            st.integers(0, 3),
+        ),
+        max_size=40,
+    )
+)
+def test_fuzz_carver_on_mixed_memory(pieces):
+    """Valid units and request bodies cut and mixed with junk and anchors: one pass, no exception."""
+    seeds = _fuzz_seeds()
+    memory = b"".join(seeds[p][: 40 + p * 97] if isinstance(p, int) else p for p in pieces)
+    for item in classify(carve([(0x7000, memory), (0x7000 + len(memory) // 2, memory[len(memory) // 2 :])])):
+        item.key_text()
+
+
+@functools.lru_cache(maxsize=1)
+def _fuzz_seeds():
+    from fixtures.labdump import wmiactivity as lab
+
+    block = w.instance_block(w.PROCESS_CREATE_IN, {"CommandLine": "cmd /c x"}, server=None)
+    return [
+        w.encoding_unit(block),
+        lab.exec_method("Win32_Process", "Create", block),
+        lab.exec_query("SELECT * FROM Win32_Service"),
+        lab.put_instance(w.instance_block(w.EVENT_FILTER, {"Name": "f", "Query": "q"})),
+    ]

@@ -5,7 +5,9 @@ item that straddles a boundary is seen whole in one of them) and looks for two a
 ``bytes.find``: the [MS-WMIO] EncodingUnit signature ``78 56 34 12`` and the [MS-DCOM] ORPCTHIS
 version ``05 00 07 00``. Its cost is linear in the bytes it is given. Items found twice in an
 overlap are reported once (by address). An object too long for its chunk is read whole through
-the optional ``read`` callable, up to :data:`MAX_UNIT` bytes.
+the optional ``read`` callable, up to :data:`MAX_UNIT` bytes and at most a chunk's worth of such
+reads per chunk. Each object's decoding work is bounded in proportion to its length, and anchors
+inside an object already decoded are skipped, so hostile memory full of anchors stays linear.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .requests import ANCHOR, Request, parse_request
 
 MIN_UNIT = 8 + 1 + 13 + 8  # header, flags, a class header, the smallest lists
 MAX_UNIT = 16 << 20
+WORK_PER_OBJECT = 1 << 20
+WORK_PER_BYTE = 32
 Chunk = Tuple[int, bytes]
 Reader = Callable[[int, int], bytes]
 
@@ -49,16 +53,25 @@ def _plausible_header(data: bytes, pos: int) -> Optional[int]:
     return length
 
 
-def _decode_unit(data: bytes, pos: int, address: int, read: Optional[Reader]) -> Carved:
+class _Budget:
+    """Bytes the carver may still read beyond its chunks for objects that straddle their end."""
+
+    def __init__(self) -> None:
+        self.extra = 0
+
+
+def _decode_unit(data: bytes, pos: int, address: int, read: Optional[Reader], budget: _Budget) -> Carved:
     length = _plausible_header(data, pos)
     assert length is not None
     blob, offset = data, pos
-    if pos + 8 + length > len(data) and read is not None:
+    if pos + 8 + length > len(data) and read is not None and budget.extra >= 8 + length:
+        budget.extra -= 8 + length
         more = read(address, 8 + length)
         if len(more) > len(data) - pos:
             blob, offset = more, 0
     try:
-        obj = decode_encoding_unit(blob, offset)
+        # decoding work follows the object's size, so many hostile anchors cost what they cover
+        obj = decode_encoding_unit(blob, offset, budget=max(WORK_PER_OBJECT, WORK_PER_BYTE * length))
     except WmioError as error:
         return Carved(address, "object", 8 + length, error=str(error))
     return Carved(address, "object", 8 + obj.size, obj=obj)
@@ -74,7 +87,10 @@ def _anchors(data: bytes, needle: bytes) -> Iterator[int]:
 def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Carved]:
     """Every request body and object block in ``chunks``, each once, requests first per chunk."""
     seen: Set[int] = set()
+    budget = _Budget()
     for base, data in chunks:
+        budget.extra = max(len(data), MAX_UNIT)
+        covered = 0  # anchors inside an object already decoded from this chunk are not new objects
         for pos in _anchors(data, ANCHOR):
             address = base + pos
             if address in seen:
@@ -85,14 +101,19 @@ def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Ca
             seen.add(address)
             carved = Carved(address, "request", request.size, request=request)
             if request.unit_offset is not None and _plausible_header(data, pos + request.unit_offset):
-                inner = _decode_unit(data, pos + request.unit_offset, address + request.unit_offset, read)
+                inner = _decode_unit(
+                    data, pos + request.unit_offset, address + request.unit_offset, read, budget
+                )
                 seen.add(inner.address)
                 carved.obj, carved.error = inner.obj, inner.error
                 carved.size = max(carved.size, request.unit_offset + inner.size)
             yield carved
         for pos in _anchors(data, SIGNATURE_BYTES):
             address = base + pos
-            if address in seen or _plausible_header(data, pos) is None:
+            if address in seen or pos < covered or _plausible_header(data, pos) is None:
                 continue
             seen.add(address)
-            yield _decode_unit(data, pos, address, read)
+            carved = _decode_unit(data, pos, address, read, budget)
+            if carved.obj is not None:
+                covered = pos + carved.size
+            yield carved

@@ -21,18 +21,21 @@ import struct
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from construct import Bytes, Int16ul, Int32ul, Struct
+from construct import Int16ul, Int32ul, Padding, Struct
+
+from ..minidump.structs import FlatRecord
 
 # [MS-DCOM] 2.2.13.1 ORPCTHIS (COMVERSION, flags, reserved1, cid, extensions pointer)
-ORPCTHIS = Struct(
+ORPCTHIS_LAYOUT = Struct(
     "MajorVersion" / Int16ul,
     "MinorVersion" / Int16ul,
     "flags" / Int32ul,
     "reserved1" / Int32ul,
-    "cid" / Bytes(16),
+    "cid" / Padding(16),  # causality id: not needed here
     "extensions" / Int32ul,
 )
-ORPCTHIS_SIZE = ORPCTHIS.sizeof()
+ORPCTHIS = FlatRecord(ORPCTHIS_LAYOUT, "Orpcthis")
+ORPCTHIS_SIZE = ORPCTHIS.size
 ANCHOR = b"\x05\x00\x07\x00"
 MAX_STRING_CHARS = 32768
 OBJREF_SIGNATURE = b"MEOW"
@@ -110,7 +113,7 @@ def parse_request(data: bytes, pos: int, address: int) -> Optional[Request]:
     """The request body whose ORPCTHIS starts at ``data[pos]``, or None if no known shape fits."""
     if pos + ORPCTHIS_SIZE + 16 > len(data) or data[pos : pos + 4] != ANCHOR:
         return None
-    header = ORPCTHIS.parse(data[pos : pos + ORPCTHIS_SIZE])
+    header = ORPCTHIS.tuple_type._make(ORPCTHIS.codec.unpack_from(data, pos))
     if header.reserved1 != 0 or header.extensions != 0 or header.flags > 1:
         return None
     cursor = pos + ORPCTHIS_SIZE

@@ -17,8 +17,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from construct import ConstructError
-
 from . import structs as s
 
 MAX_DEPTH = 8
@@ -124,8 +122,8 @@ def _plain(value: Any) -> Any:
 class _Context:
     """Per-top-level-object state: remaining work, notes, whether bounds may be clipped."""
 
-    def __init__(self, lenient: bool) -> None:
-        self.work = WORK_BUDGET
+    def __init__(self, lenient: bool, budget: int = WORK_BUDGET) -> None:
+        self.work = budget
         self.lenient = lenient
         self.notes: List[str] = []
 
@@ -147,14 +145,10 @@ def _u32(buf: bytes, pos: int, end: int, what: str) -> int:
     return _U32.unpack_from(buf, pos)[0]
 
 
-def _parse(construct_struct, buf: bytes, pos: int, end: int, what: str):
-    size = construct_struct.sizeof()
-    if pos < 0 or pos + size > end:
-        raise WmioError(f"{what} at offset {pos} needs {size} bytes; the part ends at {end}")
-    try:
-        return construct_struct.parse(buf[pos : pos + size])
-    except ConstructError as error:  # pragma: no cover - sizes are checked above
-        raise WmioError(f"{what}: {error}") from None
+def _parse(record, buf: bytes, pos: int, end: int, what: str):
+    if pos < 0 or pos + record.size > end:
+        raise WmioError(f"{what} at offset {pos} needs {record.size} bytes; the part ends at {end}")
+    return record.tuple_type._make(record.codec.unpack_from(buf, pos))
 
 
 def read_encoded_string(buf: bytes, pos: int, end: int, ctx: _Context) -> Tuple[str, int]:
@@ -268,7 +262,7 @@ def _qualifier_set(
         if len(qualifiers) >= MAX_QUALIFIERS:
             raise WmioError(f"{what} has more than {MAX_QUALIFIERS} qualifiers")
         header = _parse(s.QUALIFIER_HEADER, buf, cursor, stop, f"{what} qualifier")
-        cursor += s.QUALIFIER_HEADER.sizeof()
+        cursor += s.QUALIFIER_HEADER.size
         size = _value_size(header.QualifierType)
         if cursor + size > stop:
             raise WmioError(f"{what} qualifier value runs past its set")
@@ -344,12 +338,12 @@ def _class_part(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> _C
     ValueTable ClassHeap."""
     header = _parse(s.CLASS_HEADER, buf, pos, end, "class header")
     part_end = pos + header.EncodingLength
-    if header.EncodingLength < s.CLASS_HEADER.sizeof() or part_end > end:
-        if not ctx.lenient or header.EncodingLength < s.CLASS_HEADER.sizeof():
+    if header.EncodingLength < s.CLASS_HEADER.size or part_end > end:
+        if not ctx.lenient or header.EncodingLength < s.CLASS_HEADER.size:
             raise WmioError(f"class part of {header.EncodingLength} bytes does not fit ({end - pos} left)")
         ctx.note(f"class part cut short: {end - pos} of {header.EncodingLength} bytes present")
         part_end = end
-    cursor = pos + s.CLASS_HEADER.sizeof()
+    cursor = pos + s.CLASS_HEADER.size
     # 2.2.17 DerivationList = EncodingLength *ClassNameEncoding (EncodedString + ClassNameLength)
     derivation_length = _u32(buf, cursor, part_end, "derivation list length")
     if derivation_length < 4 or cursor + derivation_length > part_end:
@@ -371,14 +365,14 @@ def _class_part(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> _C
     # 2.2.21 PropertyLookupTable = PropertyCount *PropertyLookup
     count = _u32(buf, cursor, part_end, "property count")
     cursor += 4
-    if count > MAX_PROPERTIES or cursor + count * s.PROPERTY_LOOKUP.sizeof() > part_end:
+    if count > MAX_PROPERTIES or cursor + count * s.PROPERTY_LOOKUP.size > part_end:
         raise WmioError(
             f"property count {count} does not fit the {part_end - cursor} bytes of its class part"
         )
     lookups = [
         _parse(s.PROPERTY_LOOKUP, buf, cursor + i * 8, part_end, "property lookup") for i in range(count)
     ]
-    cursor += count * s.PROPERTY_LOOKUP.sizeof()
+    cursor += count * s.PROPERTY_LOOKUP.size
     table_end = cursor + header.NdTableValueTableLength
     if table_end > part_end:
         if not ctx.lenient:
@@ -402,7 +396,7 @@ def _class_part(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> _C
         try:
             prop_qualifiers, _ = _qualifier_set(
                 buf,
-                info_pos + s.PROPERTY_INFO_HEADER.sizeof(),
+                info_pos + s.PROPERTY_INFO_HEADER.size,
                 heap.end,
                 heap,
                 ctx,
@@ -480,11 +474,11 @@ def _methods(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> Tuple
     """2.2.38 MethodsPart: method names and the parameter names of their signature objects."""
     header = _parse(s.METHODS_PART_HEADER, buf, pos, end, "methods part")
     part_end = pos + header.EncodingLength
-    if header.EncodingLength < s.METHODS_PART_HEADER.sizeof() or part_end > end:
+    if header.EncodingLength < s.METHODS_PART_HEADER.size or part_end > end:
         raise WmioError(f"methods part of {header.EncodingLength} bytes does not fit ({end - pos} left)")
     count = header.MethodCount
-    cursor = pos + s.METHODS_PART_HEADER.sizeof()
-    size = s.METHOD_DESCRIPTION.sizeof()
+    cursor = pos + s.METHODS_PART_HEADER.size
+    size = s.METHOD_DESCRIPTION.size
     if count > MAX_METHODS or cursor + count * size > part_end:
         raise WmioError(f"method count {count} does not fit its methods part")
     descriptions = [
@@ -556,14 +550,14 @@ def _object_block(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> 
         part = _class_part(buf, cursor, end, ctx, depth)
         header = _parse(s.INSTANCE_HEADER, buf, part.end, end, "instance header")
         instance_end = part.end + header.EncodingLength
-        if instance_end > end or header.EncodingLength < s.INSTANCE_HEADER.sizeof():
+        if instance_end > end or header.EncodingLength < s.INSTANCE_HEADER.size:
             if not ctx.lenient:
                 raise WmioError(
                     f"instance of {header.EncodingLength} bytes does not fit ({end - part.end} left)"
                 )
             ctx.note(f"instance cut short: {end - part.end} of {header.EncodingLength} bytes present")
             instance_end = end
-        table_start = part.end + s.INSTANCE_HEADER.sizeof()
+        table_start = part.end + s.INSTANCE_HEADER.size
         table_end = table_start + (part.table.end - part.table.start)
         if table_end > instance_end:
             if not ctx.lenient:
@@ -624,28 +618,25 @@ def decode_object_block(buf: bytes, truncated: bool = False) -> WmiObject:
     return obj
 
 
-def decode_encoding_unit(buf: bytes, offset: int = 0) -> WmiObject:
+def decode_encoding_unit(buf: bytes, offset: int = 0, budget: int = WORK_BUDGET) -> WmiObject:
     """Decodes the EncodingUnit (2.2.1) at ``offset``; a unit cut off by the end of ``buf`` yields
     what its bytes hold, marked ``truncated``."""
-    header = _parse(s.ENCODING_UNIT_HEADER, buf, offset, len(buf), "encoding unit") if offset >= 0 else None
-    if header is None:
+    if offset < 0:
         raise WmioError("negative offset")
-    start = offset + s.ENCODING_UNIT_HEADER.sizeof()
+    header = _parse(s.ENCODING_UNIT_HEADER, buf, offset, len(buf), "encoding unit")
+    if header.Signature != s.SIGNATURE:
+        raise WmioError(f"no encoding-unit signature at offset {offset} (2.2.3)")
+    start = offset + s.ENCODING_UNIT_HEADER.size
     length = header.ObjectEncodingLength
     available = len(buf) - start
     truncated = length > available
-    ctx = _Context(truncated)
+    ctx = _Context(truncated, budget)
     if truncated:
         ctx.note(f"encoding unit cut short: {available} of {length} bytes present")
-    block = bytes(buf[start : start + min(length, available)])
-    obj = _object_block(block, 0, len(block), ctx, 0)
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)
+    # decoded in place (offsets in messages are from the start of ``buf``): no copy per candidate
+    obj = _object_block(buf, start, start + min(length, available), ctx, 0)
     obj.truncated = truncated
     obj.notes = ctx.notes
     return obj
-
-
-def unit_length(buf: bytes, offset: int) -> Optional[int]:
-    """Total length (header included) of the encoding unit at ``offset``, or None if unreadable."""
-    if offset + 8 > len(buf) or buf[offset : offset + 4] != s.SIGNATURE_BYTES:
-        return None
-    return 8 + _U32.unpack_from(buf, offset + 4)[0]
