@@ -15,7 +15,7 @@ from fixtures.labdump.wmiactivity import SEVERITIES, apply_activity
 from fixtures.labdump.wmiprvse import build_wmiprvse
 from fixtures.labdump.writer import write_minidump
 from tests import impacket_wmi as imp
-from tests.conftest import REAL_DUMPS, run_vol
+from tests.conftest import REAL_DUMPS, REPO, run_vol
 from tests.test_real_dumps import WINDOWS
 from wmiforensics.activity import carve, classify, process_chunks
 from wmiforensics.backends.minidump import facts_from_minidump
@@ -248,3 +248,24 @@ def _fuzz_seeds():
         lab.exec_query("SELECT * FROM Win32_Service"),
         lab.put_instance(w.instance_block(w.EVENT_FILTER, {"Name": "f", "Query": "q"})),
     ]
+
+
+def test_readme_worked_example_is_true(tmp_path):
+    """The README's wmi.activity example, rebuilt with its own commands, prints what it shows."""
+    from fixtures.labdump.__main__ import main as labdump
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### `wmi.activity`") : readme.index("### ETW in kernel memory")]
+    start = section.index("```console\n") + len("```console\n")
+    example = section[start : section.index("```", start)]
+    assert "python3 -m fixtures.labdump --wmi-activity wmi_example -o wmi.dmp" in example
+    dump = tmp_path / "wmi.dmp"
+    assert labdump(["--wmi-activity", "wmi_example", "-o", str(dump)]) == 0
+    result = run_vol(dump, "wmi.activity", renderer="quick")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()[2:] if line.strip()]
+    table = ["\t".join(cells[i - 1] for i in (3, 4, 6, 7, 14, 15)) for cells in lines]
+    reasons = [cells[16] for cells in lines]
+    shown = example.split("$ vol")
+    assert shown[1].splitlines()[1:] == table
+    assert shown[2].splitlines()[1:] == [reasons[2], reasons[10]]  # sed -n "6p;14p"
