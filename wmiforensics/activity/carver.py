@@ -1,13 +1,15 @@
-"""Find WMI objects and WMI request bodies in raw memory by their anchors and decode them.
+"""Find WMI objects, WMI request bodies and WMI result packets in raw memory by their anchors.
 
 The carver reads an iterable of ``(address, bytes)`` chunks (consecutive chunks may overlap so an
-item that straddles a boundary is seen whole in one of them) and looks for two anchors with
-``bytes.find``: the [MS-WMIO] EncodingUnit signature ``78 56 34 12`` and the [MS-DCOM] ORPCTHIS
-version ``05 00 07 00``. Its cost is linear in the bytes it is given. Items found twice in an
-overlap are reported once (by address). An object too long for its chunk is read whole through
-the optional ``read`` callable, up to :data:`MAX_UNIT` bytes and at most a chunk's worth of such
-reads per chunk. Each object's decoding work is bounded in proportion to its length, and anchors
-inside an object already decoded are skipped, so hostile memory full of anchors stays linear.
+item that straddles a boundary is seen whole in one of them) and looks for three anchors with
+``bytes.find``: the [MS-WMIO] EncodingUnit signature ``78 56 34 12``, the [MS-DCOM] ORPCTHIS
+version ``05 00 07 00`` and the [MS-WMI] ObjectArray signature ``WBEMDATA`` (query results and
+events, whose objects are bare object blocks). Its cost is linear in the bytes it is given.
+Items found twice in an overlap are reported once (by address). An object too long for its
+chunk is read whole through the optional ``read`` callable, up to :data:`MAX_UNIT` bytes and at
+most a chunk's worth of such reads per chunk. Each object's decoding work is bounded in
+proportion to its length, and anchors inside an object already decoded are skipped, so hostile
+memory full of anchors stays linear.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Callable, Iterable, Iterator, Optional, Set, Tuple
 
 from ..wmio import WmiObject, WmioError, decode_encoding_unit
 from ..wmio.structs import OBJECT_FLAG_CLASS, OBJECT_FLAG_INSTANCE, OBJECT_FLAGS_KNOWN, SIGNATURE_BYTES
+from .packets import ANCHOR as PACKET_ANCHOR
+from .packets import parse_object_array
 from .requests import ANCHOR, Request, parse_request
 
 MIN_UNIT = 8 + 1 + 13 + 8  # header, flags, a class header, the smallest lists
@@ -33,7 +37,7 @@ class Carved:
     could not be decoded (``error`` says why)."""
 
     address: int
-    form: str  # "object" or "request"
+    form: str  # "object", "request" or "result" (an object in an ObjectArray packet)
     size: int
     obj: Optional[WmiObject] = None
     request: Optional[Request] = None
@@ -108,6 +112,14 @@ def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Ca
                 carved.obj, carved.error = inner.obj, inner.error
                 carved.size = max(carved.size, request.unit_offset + inner.size)
             yield carved
+        for pos in _anchors(data, PACKET_ANCHOR):
+            packet = parse_object_array(data, pos, base + pos)
+            if packet is None:
+                continue
+            for address, obj, error in packet.objects:
+                if address not in seen:
+                    seen.add(address)
+                    yield Carved(address, "result", obj.size if obj else 0, obj=obj, error=error)
         for pos in _anchors(data, SIGNATURE_BYTES):
             address = base + pos
             if address in seen or pos < covered or _plausible_header(data, pos) is None:

@@ -512,7 +512,7 @@ def activity_of(item: Carved) -> Activity:
             activity.notes.append(f"object in the request not decoded: {item.error}")
         return classify_request(activity, request.operation, list(request.strings))
     if obj is None:
-        activity = Activity(item.address, item.size, "object", None, "-", "-")
+        activity = Activity(item.address, item.size, item.form, None, "-", "-")
         return _set(
             activity,
             "undecodable",
@@ -521,10 +521,12 @@ def activity_of(item: Carved) -> Activity:
             f"an MS-WMIO encoding unit header that does not decode: {item.error}",
         )
     operation = "class" if obj.is_class else "instance"
+    if item.form == "result":
+        operation = f"result {operation}"
     activity = Activity(
         item.address,
         item.size,
-        "object",
+        item.form,
         obj.namespace,
         obj.class_name,
         operation,
