@@ -13,9 +13,25 @@ from volatility3.framework.configuration import requirements
 
 from ..backends.kernel import hosts_winmgmt
 from ..engine.facts import ProcessFacts
+from ..engine.findings import Severity
 from ..errors import InputError
 from ..minidump.reader import Minidump
 from . import common, inputs
+
+
+def min_severity_requirement(what: str) -> requirements.ChoiceRequirement:
+    """``--min-severity``: rows (``what``) below it are hidden, ``low`` by default."""
+    return requirements.ChoiceRequirement(
+        name="min_severity",
+        description=f"Hide {what} below this severity",
+        choices=[level.name.lower() for level in Severity],
+        default="low",
+        optional=True,
+    )
+
+
+def dump_requirement(description: str) -> requirements.BooleanRequirement:
+    return requirements.BooleanRequirement(name="dump", description=description, default=False, optional=True)
 
 
 class MinidumpTable:

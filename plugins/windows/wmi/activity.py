@@ -3,11 +3,10 @@
 import logging
 
 from volatility3.framework import interfaces, renderers
-from volatility3.framework.configuration import requirements
 
 from wmiforensics.engine import Severity
 from wmiforensics.vol import activity, common
-from wmiforensics.vol.plugin_base import WmiServiceInput
+from wmiforensics.vol.plugin_base import WmiServiceInput, dump_requirement, min_severity_requirement
 
 vollog = logging.getLogger(__name__)
 
@@ -24,19 +23,8 @@ class WmiActivity(WmiServiceInput, interfaces.plugins.PluginInterface):
     def get_requirements(cls):
         return [
             *cls.service_requirements(),
-            requirements.ChoiceRequirement(
-                name="min_severity",
-                description="Hide rows below this severity",
-                choices=[level.name.lower() for level in Severity],
-                default="low",
-                optional=True,
-            ),
-            requirements.BooleanRequirement(
-                name="dump",
-                description="Write full scripts, command lines, queries and staged values to the output dir",
-                default=False,
-                optional=True,
-            ),
+            min_severity_requirement("rows"),
+            dump_requirement("Write whole scripts, command lines, queries and staged values to files"),
         ]
 
     def _generator(self):
