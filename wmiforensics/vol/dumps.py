@@ -124,6 +124,21 @@ class Dumper:
         self._names.add(name)
         return names
 
+    def write_bytes(self, name: str, data: bytes) -> List[str]:
+        """Write ``data`` whole as ``name`` (a name the suite built), within the run's budget."""
+        if name in self._names:
+            return [name]
+        if self.written + len(data) > self.limit:
+            return [self._over_budget(len(data))]
+        try:
+            with self.open_file(name) as handle:
+                handle.write(data)
+        except (OSError, ValueError) as error:
+            return [f"not dumped: {name}: {getattr(error, 'strerror', None) or error}"]
+        self.written += len(data)
+        self._names.add(name)
+        return [name]
+
     def write_pe(self, facts: ProcessFacts, stem: str, base: int) -> List[str]:
         """A loadable file from an image as mapped (intact or rebuilt headers); [] if no PE is there."""
         page = facts.read(base, HEADER_PAGE)

@@ -12,10 +12,27 @@ from volatility3.framework import renderers
 from volatility3.framework.configuration import requirements
 from volatility3.framework.interfaces.configuration import path_join
 
+from ..backends.kernel import hosts_winmgmt
 from ..engine.facts import ProcessFacts
+from ..engine.findings import Severity
 from ..errors import InputError
 from ..minidump.reader import Minidump
 from . import common, dumps, inputs
+
+
+def min_severity_requirement(what: str) -> requirements.ChoiceRequirement:
+    """``--min-severity``: rows (``what``) below it are hidden, ``low`` by default."""
+    return requirements.ChoiceRequirement(
+        name="min_severity",
+        description=f"Hide {what} below this severity",
+        choices=[level.name.lower() for level in Severity],
+        default="low",
+        optional=True,
+    )
+
+
+def dump_requirement(description: str) -> requirements.BooleanRequirement:
+    return requirements.BooleanRequirement(name="dump", description=description, default=False, optional=True)
 
 
 class MinidumpTable:
@@ -100,6 +117,19 @@ class AnyInput:
     def dumper(self) -> Optional[dumps.Dumper]:
         """The run's ``--dump`` writer (budgeted by ``--dump-limit``), or None without --dump."""
         return dumps.Dumper.from_config(self.open if self.config.get("dump") else None, self.config)
+
+
+class WmiServiceInput(AnyInput):
+    """Examines the processes that run WMI work: provider hosts, the script consumer host and the
+    svchost.exe hosting Winmgmt (full images), or every process with --all."""
+
+    default_names: ClassVar[List[str]] = ["WmiPrvSE.exe", "scrcons.exe"]
+    default_predicate = staticmethod(hosts_winmgmt)
+    select_all = True
+
+    @classmethod
+    def service_requirements(cls) -> list:
+        return cls.input_requirements([*cls.default_names, "the Winmgmt svchost.exe"])
 
 
 class KernelOnly:

@@ -7,7 +7,7 @@ from volatility3.framework.configuration import requirements
 
 from wmiforensics.engine import AllowList, Severity, analyse
 from wmiforensics.vol import common, dumps, injection
-from wmiforensics.vol.plugin_base import AnyInput
+from wmiforensics.vol.plugin_base import AnyInput, dump_requirement, min_severity_requirement
 
 vollog = logging.getLogger(__name__)
 
@@ -24,24 +24,13 @@ class WmiInjection(AnyInput, interfaces.plugins.PluginInterface):
     def get_requirements(cls):
         return [
             *cls.input_requirements(),
-            requirements.ChoiceRequirement(
-                name="min_severity",
-                description="Hide findings below this severity",
-                choices=[level.name.lower() for level in Severity],
-                default="low",
-                optional=True,
-            ),
+            min_severity_requirement("findings"),
             requirements.StringRequirement(
                 name="allow_list",
                 description="File of known-good findings to hide (see wmiforensics/engine/allowlist.py)",
                 optional=True,
             ),
-            requirements.BooleanRequirement(
-                name="dump",
-                description="Write each flagged range (and a rebuilt PE where found) to the output folder",
-                default=False,
-                optional=True,
-            ),
+            dump_requirement("Write each flagged range (and a rebuilt PE where found) to the output folder"),
             dumps.dump_limit_requirement(),
         ]
 

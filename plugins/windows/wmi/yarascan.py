@@ -3,27 +3,23 @@
 from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
-from wmiforensics.backends.kernel import hosts_winmgmt
 from wmiforensics.vol import common, dumps, yarascan
-from wmiforensics.vol.plugin_base import AnyInput
+from wmiforensics.vol.plugin_base import WmiServiceInput, dump_requirement
 from wmiforensics.yarascan import RulePack, scan_process
 from wmiforensics.yarascan.rules import parse_defines
 
 
-class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
+class WmiYaraScan(WmiServiceInput, interfaces.plugins.PluginInterface):
     """Scans WMI process memory (minidump or full image) with YARA rules; every hit is placed in its
     region, protection and module."""
 
     _required_framework_version = (2, 0, 0)
     _version = (1, 2, 0)
-    default_names = ["WmiPrvSE.exe", "scrcons.exe"]
-    default_predicate = staticmethod(hosts_winmgmt)
-    select_all = True
 
     @classmethod
     def get_requirements(cls):
         return [
-            *cls.input_requirements([*cls.default_names, "the Winmgmt svchost.exe"]),
+            *cls.service_requirements(),
             requirements.StringRequirement(
                 name="yara_file",
                 description="YARA rule file to use instead of the bundled rules",
@@ -40,12 +36,7 @@ class WmiYaraScan(AnyInput, interfaces.plugins.PluginInterface):
                 description="NAME=VALUE for an external variable the rules read (true/false, number or text)",
                 optional=True,
             ),
-            requirements.BooleanRequirement(
-                name="dump",
-                description="Write each region with a hit to the output folder",
-                default=False,
-                optional=True,
-            ),
+            dump_requirement("Write each region with a hit to the output folder"),
             dumps.dump_limit_requirement(),
         ]
 

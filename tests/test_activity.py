@@ -1,0 +1,306 @@
+"""wmi.activity: carving and classifying WMI objects and request bodies in process memory."""
+
+from __future__ import annotations
+
+import functools
+import json
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixtures.labdump import wmiobjects as w
+from fixtures.labdump.wmiactivity import SEVERITIES, apply_activity
+from fixtures.labdump.wmiprvse import build_wmiprvse
+from fixtures.labdump.writer import write_minidump
+from tests import impacket_wmi as imp
+from tests.conftest import REAL_DUMPS, REPO, run_vol
+from tests.test_real_dumps import WINDOWS
+from wmiforensics.activity import carve, classify, process_chunks
+from wmiforensics.backends.minidump import facts_from_minidump
+from wmiforensics.engine import Severity
+from wmiforensics.minidump import Minidump
+from wmiforensics.vol.activity import analyse
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    proc = build_wmiprvse()
+    expected = apply_activity(proc, "wmi_all")
+    path = tmp_path_factory.mktemp("activity") / "wmi_all.dmp"
+    with open(path, "wb") as out:
+        write_minidump(proc, out)
+    return path, expected
+
+
+def _by_address(activities):
+    table = {}
+    for activity in activities:
+        table.setdefault((activity.address, activity.form), activity)
+    return table
+
+
+def _check(found, expected):
+    for item in expected:
+        activity = found.get((item.address, item.form))
+        assert activity is not None, f"{item.class_name} {item.operation} at {item.address:#x} not found"
+        assert activity.class_name == item.class_name, item.detail
+        assert activity.operation == item.operation
+        assert activity.kind == item.kind, (item.operation, activity.reason)
+        assert activity.severity.name.lower() == item.severity, (item.operation, activity.reason)
+        for name, value in item.values.items():
+            assert activity.properties.get(name) == value, (item.operation, name)
+
+
+def test_every_planted_item_is_recovered_and_classified(lab):
+    path, expected = lab
+    activities = analyse(facts_from_minidump(Minidump.open(path)))
+    found = _by_address(activities)
+    _check(found, expected)
+    planted = {(item.address, item.form) for item in expected}
+    assert all(key in planted for key in found), "nothing but the planted items is reported"
+    assert {item.severity for item in expected} == set(SEVERITIES)
+
+
+def test_small_overlapping_chunks_give_the_same_items(lab):
+    path, _ = lab
+    facts = facts_from_minidump(Minidump.open(path))
+    whole = [(a.address, a.form, a.kind) for a in classify(carve(process_chunks(facts), facts.read))]
+    # 4 KiB chunks with 1 KiB overlap and no way to read past a chunk: items cut by a boundary are
+    # found whole in the overlapping chunk, or read in full from the chunk they start in.
+    small = [
+        (a.address, a.form, a.kind)
+        for a in classify(carve(process_chunks(facts, chunk=4096, overlap=1024), facts.read))
+    ]
+    assert sorted(whole) == sorted(small)
+
+
+def test_impacket_request_bodies_are_recognised():
+    """The NDR bodies impacket sends for ExecMethod (wmiexec) and ExecQuery, with ORPCTHIS."""
+    from impacket.dcerpc.v5.dcom import wmi
+    from impacket.dcerpc.v5.dcomrt import ORPCTHIS
+    from impacket.dcerpc.v5.dtypes import NULL
+
+    def orpcthis():
+        header = ORPCTHIS()
+        header["version"]["MajorVersion"], header["version"]["MinorVersion"] = 5, 7
+        header["flags"], header["cid"], header["extensions"] = 0, b"\x11" * 16, NULL
+        return header
+
+    command = "cmd.exe /Q /c ipconfig 1> \\\\127.0.0.1\\ADMIN$\\__1700000001.25 2>&1"
+    in_params = imp.in_params(w.win32_process_class(), "Create", command, "C:\\", None)
+    method = wmi.IWbemServices_ExecMethod()
+    method["ORPCthis"] = orpcthis()
+    method["strObjectPath"]["asData"] = "Win32_Process"
+    method["strMethodName"]["asData"] = "Create"
+    method["lFlags"], method["pCtx"] = 0, NULL
+    method["pInParams"]["ulCntData"] = len(in_params)
+    method["pInParams"]["abData"] = list(in_params)
+    method.fields["ppCallResult"] = NULL
+    method.fields["ppOutParams"].fields["Data"] = NULL
+    query = wmi.IWbemServices_ExecQuery()
+    query["ORPCthis"] = orpcthis()
+    query["strQueryLanguage"]["asData"] = "WQL"
+    query["strQuery"]["asData"] = "SELECT * FROM AntiVirusProduct"
+    query["lFlags"], query["pCtx"] = 0x30, NULL
+    memory = b"\xcc" * 100 + method.getData() + b"\0" * 52 + query.getData() + b"\0" * 64
+    found = classify(carve([(0x10000, memory)]))
+    by_operation = {a.operation: a for a in found}
+    create = by_operation["Win32_Process.Create"]
+    assert create.form == "request" and create.address == 0x10000 + 100
+    assert create.properties["CommandLine"] == command and create.properties["CurrentDirectory"] == "C:\\"
+    assert create.kind == "process_create" and create.severity == Severity.CRITICAL
+    assert "wmiexec" in create.reason
+    recon = by_operation["ExecQuery"]
+    assert recon.properties["Query"] == "SELECT * FROM AntiVirusProduct" and recon.kind == "reconnaissance"
+    assert len(found) == 2, "the in-parameters inside the request are not reported twice"
+
+
+def test_undecodable_unit_is_reported_with_its_reason():
+    unit = bytearray(w.encoding_unit(w.instance_block(w.EVENT_FILTER, {"Name": "x"}, server=None)))
+    struct.pack_into("<I", unit, 9 + 13, 0x7FFFFFFF)  # derivation list length
+    (item,) = classify(carve([(0x5000, bytes(unit))]))
+    assert item.kind == "undecodable" and item.severity == Severity.INFO
+    assert "derivation list" in item.reason
+
+
+WINDOWS_REAL = sorted(WINDOWS)
+
+
+def test_real_dumps_stay_quiet():
+    if not REAL_DUMPS.exists():
+        pytest.skip("real dumps not found")
+    for relative in WINDOWS_REAL:
+        facts = facts_from_minidump(Minidump.open(REAL_DUMPS / relative))
+        loud = [a for a in analyse(facts) if a.severity > Severity.LOW]
+        assert not loud, (relative, [(a.kind, a.reason) for a in loud])
+
+
+def test_plugin_rows_renderers_and_dump(lab, tmp_path):
+    path, expected = lab
+    result = run_vol(path, "wmi.activity", "--dump", output_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows and all(row["Severity"] != "info" for row in rows)
+    critical = [row for row in rows if row["Severity"] == "critical"]
+    assert {row["Kind"] for row in critical} == {"process_create", "subscription"}
+    create = next(row for row in rows if row["Operation"] == "Win32_Process.Create")
+    assert create["Module"] == "unbacked" and create["Type"] == "MEM_PRIVATE"
+    assert create["Protection"] == "PAGE_READWRITE"
+    detail = json.loads(create["Properties"])
+    assert detail["properties"]["CommandLine"].startswith("cmd.exe /Q /c cd \\ 1> \\\\127.0.0.1\\ADMIN$")
+    consumer = next(row for row in rows if row["WmiClass"] == "ActiveScriptEventConsumer")
+    (script_file,) = [name for name in consumer["Dumped"].split(", ") if name.endswith("ScriptText.txt")]
+    script = next(
+        item.values["ScriptText"] for item in expected if item.class_name == "ActiveScriptEventConsumer"
+    )
+    assert (tmp_path / script_file).read_bytes() == script.encode()
+    for renderer in ("csv",):  # json above, quick in the README test
+        other = run_vol(path, "wmi.activity", renderer=renderer)
+        assert other.returncode == 0 and "Win32_Process.Create" in other.stdout, renderer
+
+
+def test_plugin_on_real_dumps_reports_nothing_above_low():
+    for relative in ("rust-minidump/invalid-parameter.dmp",):
+        path = REAL_DUMPS / relative
+        if not path.exists():
+            pytest.skip("real dumps not found")
+        result = run_vol(path, "wmi.activity", "--min-severity", "info")
+        assert result.returncode == 0, result.stderr
+        assert all(row["Severity"] in ("info", "low") for row in json.loads(result.stdout))
+
+
+def test_full_image_gives_what_the_minidump_gives(tmp_path, symbol_cache):
+    """The same planted WmiPrvSE model in a synthetic full image (build 19041), read through the
+    kernel's view of the process and found by the default process selection."""
+    from fixtures.winimage import build_image, default_processes
+
+    model = build_wmiprvse()
+    expected = apply_activity(model, "wmi_example")
+    image = tmp_path / "image.raw"
+    build_image(19041, default_processes(19041, wmiprvse=model), image)
+    result = run_vol(image, "wmi.activity", "--min-severity", "info", symbols=symbol_cache)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["PID"] for row in rows} == {model.process_id}
+    found = {(int(row["Address"]), row["Form"]): row for row in rows}
+    for item in expected:
+        row = found[(item.address, item.form)]
+        assert (row["WmiClass"], row["Operation"], row["Kind"], row["Severity"]) == (
+            item.class_name,
+            item.operation,
+            item.kind,
+            item.severity,
+        )
+        values = json.loads(row["Properties"])["properties"]
+        assert all(values.get(name) == value for name, value in item.values.items()), item.operation
+    assert len(rows) == len(expected)
+
+
+def test_memory_full_of_anchors_stays_bounded():
+    """300 KiB of encoding-unit headers each claiming 16 MiB, and of ORPCTHIS headers: every anchor is
+    tried once, reads past the chunk are capped, and the run ends quickly with no traceback."""
+    import time
+
+    header = b"\x78\x56\x34\x12" + struct.pack("<I", 16 << 20) + b"\x02"
+    memory = (header + b"\x05\x00\x07\x00" + b"\0" * 7) * (1 << 14)
+    reads = []
+
+    def read(address, length):
+        reads.append(length)
+        return memory[address - 0x1000 :][:length]
+
+    started = time.perf_counter()
+    found = classify(carve([(0x1000, memory)], read))
+    assert time.perf_counter() - started < 30
+    assert sum(reads) <= max(len(memory), 16 << 20)
+    assert all(item.kind == "undecodable" for item in found)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.sampled_from([b"\x78\x56\x34\x12", b"\x05\x00\x07\x00", b"MEOW", b"\xff" * 8]),
+            st.integers(0, 3),
+        ),
+        max_size=40,
+    )
+)
+def test_fuzz_carver_on_mixed_memory(pieces):
+    """Valid units and request bodies cut and mixed with junk and anchors: one pass, no exception."""
+    seeds = _fuzz_seeds()
+    memory = b"".join(seeds[p][: 40 + p * 97] if isinstance(p, int) else p for p in pieces)
+    for item in classify(carve([(0x7000, memory), (0x7000 + len(memory) // 2, memory[len(memory) // 2 :])])):
+        item.key_text()
+
+
+@functools.lru_cache(maxsize=1)
+def _fuzz_seeds():
+    from fixtures.labdump import wmiactivity as lab
+
+    block = w.instance_block(w.PROCESS_CREATE_IN, {"CommandLine": "cmd /c x"}, server=None)
+    return [
+        w.encoding_unit(block),
+        lab.exec_method("Win32_Process", "Create", block),
+        lab.exec_query("SELECT * FROM Win32_Service"),
+        lab.put_instance(w.instance_block(w.EVENT_FILTER, {"Name": "f", "Query": "q"})),
+    ]
+
+
+def test_readme_worked_example_is_true(tmp_path):
+    """The README's wmi.activity example, rebuilt with its own commands, prints what it shows."""
+    from fixtures.labdump.__main__ import main as labdump
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### `wmi.activity`") : readme.index("### ETW in kernel memory")]
+    start = section.index("```console\n") + len("```console\n")
+    example = section[start : section.index("```", start)]
+    assert "python3 -m fixtures.labdump --wmi-activity wmi_example -o wmi.dmp" in example
+    dump = tmp_path / "wmi.dmp"
+    assert labdump(["--wmi-activity", "wmi_example", "-o", str(dump)]) == 0
+    result = run_vol(dump, "wmi.activity", renderer="quick")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()[2:] if line.strip()]
+    table = ["\t".join(cells[i - 1] for i in (3, 4, 6, 7, 14, 15)) for cells in lines]
+    reasons = [cells[16] for cells in lines]
+    shown = example.split("$ vol")
+    assert shown[1].splitlines()[1:] == table
+    assert shown[2].splitlines()[1:] == [reasons[2], reasons[10]]  # sed -n "6p;14p"
+
+
+def test_impacket_object_array_results_are_decoded():
+    """An [MS-WMI] ObjectArray as impacket's structures lay it out (IWbemWCOSmartEnum::Next results):
+    a class, an instance and an instance without its class part."""
+    from impacket.dcerpc.v5.dcom import wmi
+
+    values = {
+        "Name": "backup",
+        "Query": "SELECT * FROM __InstanceCreationEvent WITHIN 10",
+        "QueryLanguage": "WQL",
+    }
+    instance = wmi.WBEMOBJECT_INSTANCE()
+    instance["classID"] = b"\x42" * 16
+    instance["ObjectData"] = w.instance_block(w.EVENT_FILTER, values, namespace="ROOT\\subscription")
+    instance["dwSizeOfData"] = len(instance["ObjectData"])
+    klass = wmi.WBEMOBJECT_CLASS()
+    klass["ObjectData"] = w.class_block(w.WIN32_ENVIRONMENT)
+    klass["dwSizeOfData"] = len(klass["ObjectData"])
+    objects = b""
+    for kind, body in ((1, klass.getData()), (2, instance.getData()), (3, instance.getData())):
+        packet = wmi.WBEM_DATAPACKET_OBJECT()
+        packet["bObjectType"], packet["Object"], packet["dwSizeOfData"] = kind, body, len(body)
+        objects += packet.getData()
+    array = wmi.ObjectArray()
+    array["dwDataSize1"], array["dwNumObjects"], array["wbemObjects"] = len(objects) + 20, 3, objects
+    array["dwDataSize2"], array["dwDataSize3"] = len(objects) + 12, len(objects)
+    memory = b"\0" * 64 + array.getData() + b"\0" * 64
+    found = classify(carve([(0x9000, memory)]))
+    assert [(a.form, a.operation, a.class_name) for a in found] == [
+        ("result", "result class", "Win32_Environment"),
+        ("result", "result instance", "__EventFilter"),
+    ]
+    assert all(found[1].properties[name] == value for name, value in values.items())
+    assert found[1].kind == "subscription_filter" and found[1].namespace == "ROOT\\subscription"

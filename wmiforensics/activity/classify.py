@@ -1,0 +1,604 @@
+"""Turn carved WMI objects and requests into operations with a severity, a confidence and a reason.
+
+Backend-neutral: it sees only decoded objects and request arguments. The rules follow what the
+public WMI attack tools send (impacket wmiexec/wmipersist, Invoke-WMIExec, WMImplant, SharpWMI,
+NetExec, PowerSploit/Empire persistence, Metasploit) and what a quiet provider host holds
+(performance counters, monitoring queries, the default ``SCM Event Log Consumer``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional
+
+from ..engine.findings import Confidence, Severity
+from .carver import Carved
+
+#: Properties shown in the ``Key`` column, in this order, when an object has them.
+KEY_PROPERTIES = (
+    "Name",
+    "Query",
+    "QueryLanguage",
+    "EventNamespace",
+    "CommandLineTemplate",
+    "ExecutablePath",
+    "ScriptingEngine",
+    "ScriptText",
+    "ScriptFileName",
+    "CommandLine",
+    "CurrentDirectory",
+    "hDefKey",
+    "sSubKeyName",
+    "sValueName",
+    "sValue",
+    "uValue",
+    "CLSID",
+    "HostingModel",
+    "Filter",
+    "Consumer",
+    "VariableValue",
+    "DebugFilePath",
+    "Command",
+    "PathName",
+    "PackageLocation",
+    "ArchiveFileName",
+    "TimerId",
+    "IntervalBetweenEvents",
+)
+SCRIPT_PREVIEW = 160
+
+CONSUMERS_THAT_RUN = {"commandlineeventconsumer", "activescripteventconsumer"}
+BENIGN_CONSUMERS = {"scm event log consumer"}
+BENIGN_FILTERS = {"scm event log filter", "bvtfilter"}
+HKLM, HKCU, HKU = 0x80000002, 0x80000001, 0x80000003
+SECURITY_KEYS = (
+    (r"\\AMSI\\Providers", "an AMSI provider key (AMSI can be blinded or hijacked)"),
+    (r"SecurityProviders\\WDigest", "WDigest (UseLogonCredential keeps clear-text credentials in LSASS)"),
+    (r"Windows Defender\\Exclusions", "a Microsoft Defender exclusion"),
+    (r"Windows Defender(\\|$)", "Microsoft Defender settings"),
+    (r"WBEM\\CIMOM", "WMI's own CIMOM settings (Logging turns WMI tracing off)"),
+    (r"WMI\\Autologger\\", "an ETW autologger (Enabled = 0 stops a trace session at boot)"),
+    (r"\\Lsa(\\|$)", "LSA settings"),
+    (r"CurrentVersion\\Run", "a Run key (autostart)"),
+    (r"Image File Execution Options", "Image File Execution Options (debugger hijack)"),
+    (r"\\Services\\", "a service definition"),
+)
+_BASE64 = re.compile(r"^[A-Za-z0-9+/=\r\n]{256,}$")
+_ENCODED_PS = re.compile(
+    r"(?i)\b(powershell|pwsh)(\.exe)?\b.*\s-(e|ec|enc|encodedcommand)\s+[A-Za-z0-9+/=]{16,}"
+)
+_ADMIN_SHARE_REDIRECT = re.compile(r"(?i)1>\s*\\\\(127\.0\.0\.1|localhost)\\ADMIN\$\\__\d+\.\d+\s+2>&1")
+_TEMP_REDIRECT = re.compile(r"(?i)>\s*\S*\\(Windows\\Temp|Temp)\\\S+\s+2>&1")
+_ENV_IEX = re.compile(r"(?i)(\biex\b|invoke-expression).*\$env:|\$env:.*\|\s*(iex|invoke-expression)")
+_DOWNLOAD = re.compile(
+    r"(?i)(downloadstring|downloadfile|invoke-webrequest|\biwr\b|bitsadmin|certutil.*-urlcache)"
+)
+_TRIGGERS = (
+    (re.compile(r"(?i)__TimerEvent|__IntervalTimerInstruction|__AbsoluteTimerInstruction"), "a timer"),
+    (re.compile(r"(?i)Win32_LogonSession|Win32_LoggedOnUser|LogonType"), "a logon"),
+    (re.compile(r"(?i)Win32_ProcessStartTrace|TargetInstance\s+ISA\s+'Win32_Process'"), "a process start"),
+    (re.compile(r"(?i)SystemUpTime|Win32_PerfFormattedData_PerfOS_System"), "system start-up (uptime)"),
+    (re.compile(r"(?i)Win32_LocalTime|Win32_UTCTime"), "a time of day"),
+    (re.compile(r"(?i)Win32_VolumeChangeEvent|Win32_LogicalDisk"), "a volume or disk change"),
+    (
+        re.compile(r"(?i)RegistryKeyChangeEvent|RegistryValueChangeEvent|RegistryTreeChangeEvent"),
+        "a registry change",
+    ),
+)
+_WITHIN = re.compile(r"(?i)\bWITHIN\s+(\d+)")
+RECON_CLASSES = re.compile(
+    r"(?i)\b(Win32_(Process|Service|UserAccount|Group|GroupUser|ComputerSystem|OperatingSystem|Share|"
+    r"NetworkAdapterConfiguration|LogicalDisk|Product|QuickFixEngineering|LoggedOnUser|StartupCommand|"
+    r"Volume|BIOS|NTDomain)|AntiVirusProduct|FirewallProduct|MSFT_MpComputerStatus|__Namespace)\b"
+)
+BENIGN_QUERY_CLASSES = re.compile(
+    r"(?i)\b(Win32_PerfFormattedData\w*|Win32_PerfRawData\w*|CIM_\w+|MSFT_\w+|Win32_Processor|__Provider)\b"
+)
+
+
+@dataclass
+class Activity:
+    """One recovered WMI operation or object, classified."""
+
+    address: int
+    size: int
+    form: str
+    namespace: Optional[str]
+    class_name: str
+    operation: str
+    properties: Dict[str, Any] = field(default_factory=dict)
+    kind: str = "object"
+    severity: Severity = Severity.INFO
+    confidence: Confidence = Confidence.MEDIUM
+    reason: str = ""
+    notes: List[str] = field(default_factory=list)
+    #: The full decoded object (all properties, types, methods) for json output.
+    detail: Dict[str, Any] = field(default_factory=dict)
+
+    def key_text(self) -> str:
+        parts = []
+        for name in KEY_PROPERTIES:
+            value = _lookup(self.properties, name)
+            if value is None:
+                continue
+            text = _display(value)
+            if name == "ScriptText" and len(text) > SCRIPT_PREVIEW:
+                text = text[:SCRIPT_PREVIEW] + f"... ({len(text)} chars)"
+            if name == "hDefKey" and isinstance(value, int):
+                text = {HKLM: "HKLM", HKCU: "HKCU", HKU: "HKU", 0x80000000: "HKCR"}.get(value, f"0x{value:x}")
+            parts.append(f"{name}={text}")
+        return "; ".join(parts)
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, list):
+        if value and all(isinstance(item, int) for item in value) and len(value) > 8:
+            return f"[{len(value)} numbers]"
+        return (
+            "["
+            + ", ".join(_display(item) for item in value[:16])
+            + (", ..." if len(value) > 16 else "")
+            + "]"
+        )
+    if hasattr(value, "class_name"):
+        return f"<{value.class_name} object>"
+    return str(value)
+
+
+def _lookup(properties: Dict[str, Any], name: str) -> Any:
+    lowered = name.lower()
+    for key, value in properties.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _text(properties: Dict[str, Any], name: str) -> str:
+    value = _lookup(properties, name)
+    return value if isinstance(value, str) else ""
+
+
+def _set(activity: Activity, kind: str, severity: Severity, confidence: Confidence, reason: str) -> Activity:
+    activity.kind, activity.severity, activity.confidence, activity.reason = (
+        kind,
+        severity,
+        confidence,
+        reason,
+    )
+    return activity
+
+
+def launcher(command: str) -> Optional[str]:
+    """How a process-creation command line was built, when a known tool's shape is recognised."""
+    if _ADMIN_SHARE_REDIRECT.search(command):
+        return "output redirected to \\\\127.0.0.1\\ADMIN$\\__<time> (impacket wmiexec)"
+    if _TEMP_REDIRECT.search(command):
+        return "output redirected to a temp file (NetExec/CrackMapExec wmiexec style)"
+    if _ENCODED_PS.search(command):
+        return "encoded PowerShell (-enc)"
+    if _ENV_IEX.search(command):
+        return "PowerShell runs code kept in an environment variable (IEX $env:...)"
+    if _DOWNLOAD.search(command):
+        return "downloads and runs a payload"
+    if re.search(r"(?i)cmd(\.exe)?\s+/Q\s+/c", command):
+        return "cmd.exe /Q /c without output redirection (no-output mode)"
+    return None
+
+
+def _process_creation(activity: Activity, command: str, what: str) -> Activity:
+    how = launcher(command)
+    if how:
+        return _set(
+            activity, "process_create", Severity.CRITICAL, Confidence.HIGH, f"{what} runs '{command}': {how}"
+        )
+    return _set(
+        activity,
+        "process_create",
+        Severity.HIGH,
+        Confidence.MEDIUM,
+        f"{what} runs '{command}' through WMI (remote process creation)",
+    )
+
+
+def _registry(activity: Activity) -> Activity:
+    key = _text(activity.properties, "sSubKeyName")
+    value_name = _text(activity.properties, "sValueName")
+    for pattern, what in SECURITY_KEYS:
+        if re.search(pattern, key, re.IGNORECASE):
+            return _set(
+                activity,
+                "registry_security",
+                Severity.HIGH,
+                Confidence.HIGH,
+                f"StdRegProv writes {value_name or '(default)'} under {key}: {what}",
+            )
+    return _set(
+        activity,
+        "registry_write",
+        Severity.MEDIUM,
+        Confidence.MEDIUM,
+        f"StdRegProv registry change through WMI: {key}\\{value_name}",
+    )
+
+
+def describe_filter(query: str) -> str:
+    triggers = [what for pattern, what in _TRIGGERS if pattern.search(query)]
+    within = _WITHIN.search(query)
+    if within:
+        triggers.append(f"WITHIN {within.group(1)} s polling")
+    return ", ".join(triggers) or "an event query"
+
+
+def _payload(activity: Activity) -> str:
+    props = activity.properties
+    if activity.class_name.lower() == "activescripteventconsumer":
+        engine = _text(props, "ScriptingEngine") or "script"
+        source = _text(props, "ScriptText") or _text(props, "ScriptFileName")
+        return f"{engine} script '{source[:80]}'"
+    return repr(_text(props, "CommandLineTemplate") or _text(props, "ExecutablePath"))
+
+
+def _subscription_part(activity: Activity, lowered: str) -> Activity:
+    name = _text(activity.properties, "Name")
+    if lowered == "__eventfilter":
+        query = _text(activity.properties, "Query")
+        if name.lower() in BENIGN_FILTERS:
+            return _set(
+                activity,
+                "subscription_filter",
+                Severity.INFO,
+                Confidence.HIGH,
+                f"the Windows default event filter '{name}'",
+            )
+        return _set(
+            activity,
+            "subscription_filter",
+            Severity.MEDIUM,
+            Confidence.MEDIUM,
+            f"permanent event filter '{name}' fires on {describe_filter(query)}: '{query}'",
+        )
+    if lowered in CONSUMERS_THAT_RUN:
+        return _set(
+            activity,
+            "subscription_consumer",
+            Severity.HIGH,
+            Confidence.HIGH,
+            f"{activity.class_name} '{name}' runs {_payload(activity)} when its filter fires",
+        )
+    if lowered == "__filtertoconsumerbinding":
+        filter_name = _reference_name(_text(activity.properties, "Filter")).lower()
+        consumer_name = _reference_name(_text(activity.properties, "Consumer")).lower()
+        if filter_name in BENIGN_FILTERS or consumer_name in BENIGN_CONSUMERS:
+            return _set(
+                activity,
+                "subscription_binding",
+                Severity.INFO,
+                Confidence.HIGH,
+                "the Windows default SCM Event Log subscription binding",
+            )
+        return _set(
+            activity,
+            "subscription_binding",
+            Severity.MEDIUM,
+            Confidence.MEDIUM,
+            f"binding of '{_text(activity.properties, 'Filter')}' "
+            f"to '{_text(activity.properties, 'Consumer')}'",
+        )
+    if name.lower() in BENIGN_CONSUMERS:
+        return _set(
+            activity,
+            "subscription_consumer",
+            Severity.INFO,
+            Confidence.HIGH,
+            f"the Windows default consumer '{name}'",
+        )
+    return _set(
+        activity,
+        "subscription_consumer",
+        Severity.LOW,
+        Confidence.MEDIUM,
+        f"{activity.class_name} '{name}' (a consumer that does not run code)",
+    )
+
+
+def _staging(activity: Activity) -> Optional[Activity]:
+    for key, value in activity.properties.items():
+        if isinstance(value, str) and len(value) >= 256 and _BASE64.match(value):
+            return _set(
+                activity,
+                "staging",
+                Severity.HIGH,
+                Confidence.MEDIUM,
+                f"{activity.class_name}.{key} holds {len(value)} characters of base64: data staged in a "
+                "WMI property (upload or exfiltration)",
+            )
+    return None
+
+
+def classify_object(activity: Activity, is_class: bool, derivation: List[str]) -> Activity:
+    lowered = activity.class_name.lower()
+    props = activity.properties
+    staged = _staging(activity)
+    if staged is not None:
+        return staged
+    if is_class:
+        return _set(
+            activity, "class", Severity.INFO, Confidence.HIGH, f"definition of class {activity.class_name}"
+        )
+    if lowered == "__parameters":
+        command = _text(props, "CommandLine") or _text(props, "Command") or _text(props, "PathName")
+        if command:
+            what = {
+                "commandline": "Win32_Process.Create",
+                "command": "Win32_ScheduledJob.Create",
+                "pathname": "Win32_Service.Create",
+            }
+            name = next(what[k.lower()] for k in props if k.lower() in what and isinstance(props[k], str))
+            return _process_creation(activity, command, name)
+        if _lookup(props, "PackageLocation"):
+            return _set(
+                activity,
+                "process_create",
+                Severity.HIGH,
+                Confidence.MEDIUM,
+                f"Win32_Product.Install of '{_text(props, 'PackageLocation')}'",
+            )
+        if _lookup(props, "hDefKey") is not None and _lookup(props, "sSubKeyName") is not None:
+            if any(k.lower() in ("uvalue", "svalue", "uvalue", "svalues", "uvalues") for k in props):
+                return _registry(activity)
+            return _set(
+                activity,
+                "registry_read",
+                Severity.LOW,
+                Confidence.MEDIUM,
+                f"StdRegProv reads {_text(props, 'sSubKeyName')}",
+            )
+        if "archivefilename" in {k.lower() for k in props}:
+            return _set(
+                activity,
+                "eventlog_clear",
+                Severity.HIGH,
+                Confidence.MEDIUM,
+                "Win32_NTEventlogFile ClearEventlog/BackupEventlog parameters (event log cleared or copied)",
+            )
+        return _set(
+            activity, "method_parameters", Severity.LOW, Confidence.LOW, "parameters of a WMI method call"
+        )
+    if (
+        lowered in ("__eventfilter", "__filtertoconsumerbinding")
+        or "__eventconsumer" in (d.lower() for d in derivation)
+        or lowered.endswith("eventconsumer")
+    ):
+        return _subscription_part(activity, lowered)
+    if lowered in ("__intervaltimerinstruction", "__absolutetimerinstruction"):
+        return _set(
+            activity,
+            "subscription_timer",
+            Severity.MEDIUM,
+            Confidence.MEDIUM,
+            f"timer '{_text(props, 'TimerId')}' every {_lookup(props, 'IntervalBetweenEvents')} ms "
+            "(drives a __TimerEvent filter)",
+        )
+    if lowered == "__win32provider":
+        hosting = _text(props, "HostingModel")
+        clsid = _text(props, "CLSID")
+        if re.search(r"(?i)decoupled|mscoree|\.net|clr", hosting):
+            return _set(
+                activity,
+                "provider_registration",
+                Severity.HIGH,
+                Confidence.MEDIUM,
+                f"provider '{_text(props, 'Name')}' registered with hosting model '{hosting}' "
+                f"(CLSID {clsid})",
+            )
+        return _set(
+            activity,
+            "provider_registration",
+            Severity.MEDIUM,
+            Confidence.MEDIUM,
+            f"provider '{_text(props, 'Name')}' registered (CLSID {clsid}, hosting {hosting or 'default'})",
+        )
+    if lowered == "win32_environment":
+        return _set(
+            activity,
+            "environment",
+            Severity.LOW,
+            Confidence.MEDIUM,
+            f"environment variable '{_text(props, 'Name')}' set through WMI",
+        )
+    if lowered == "win32_osrecoveryconfiguration" and len(_text(props, "DebugFilePath")) > 260:
+        return _set(
+            activity,
+            "staging",
+            Severity.HIGH,
+            Confidence.MEDIUM,
+            "Win32_OSRecoveryConfiguration.DebugFilePath holds more than a path (data staged in WMI)",
+        )
+    return _set(activity, "object", Severity.INFO, Confidence.HIGH, f"instance of {activity.class_name}")
+
+
+def classify_request(activity: Activity, operation: str, strings: List[str]) -> Activity:
+    if operation in ("ExecQuery", "ExecNotificationQuery"):
+        query = strings[1] if len(strings) > 1 else ""
+        activity.properties.setdefault("Query", query)
+        if operation == "ExecNotificationQuery":
+            return _set(
+                activity,
+                "temporary_subscription",
+                Severity.MEDIUM,
+                Confidence.MEDIUM,
+                f"temporary event subscription on {describe_filter(query)}: '{query}'",
+            )
+        if RECON_CLASSES.search(query) and not BENIGN_QUERY_CLASSES.search(query):
+            return _set(activity, "reconnaissance", Severity.LOW, Confidence.MEDIUM, f"query '{query}'")
+        return _set(activity, "query", Severity.INFO, Confidence.MEDIUM, f"query '{query}'")
+    if operation in ("NTLMLogin", "OpenNamespace"):
+        activity.namespace = strings[0]
+    if operation == "NTLMLogin":
+        return _set(
+            activity,
+            "login",
+            Severity.INFO,
+            Confidence.MEDIUM,
+            f"IWbemLevel1Login::NTLMLogin to '{strings[0]}' (a remote client connects)",
+        )
+    if operation == "ExecMethod":
+        return _set(
+            activity,
+            "method_call",
+            Severity.LOW,
+            Confidence.MEDIUM,
+            f"ExecMethod {strings[1]} on '{strings[0]}'",
+        )
+    return _set(
+        activity,
+        "request",
+        Severity.INFO,
+        Confidence.LOW,
+        f"{operation} {', '.join(repr(s) for s in strings)}",
+    )
+
+
+def activity_of(item: Carved) -> Activity:
+    """The classified activity for one carved item."""
+    obj = item.obj
+    if item.request is not None:
+        request = item.request
+        operation = request.operation
+        class_name = request.strings[0].split(".", 1)[0] if operation == "ExecMethod" else "-"
+        if obj is not None and operation == "PutInstance":
+            operation = "PutClass" if obj.is_class else "PutInstance"
+            class_name = obj.class_name
+        activity = Activity(
+            item.address,
+            item.size,
+            "request",
+            None,
+            class_name,
+            operation if operation != "ExecMethod" else f"{class_name}.{request.strings[1]}",
+        )
+        if obj is not None:
+            activity.properties = obj.values()
+            activity.namespace = obj.namespace
+            activity.detail = obj.to_dict()
+            activity.notes = list(obj.notes)
+            if operation == "ExecMethod":
+                method = request.strings[1].lower()
+                if method in ("cleareventlog", "backupeventlog"):
+                    return _set(
+                        activity,
+                        "eventlog_clear",
+                        Severity.HIGH,
+                        Confidence.HIGH,
+                        f"{activity.operation} on '{request.strings[0]}'",
+                    )
+                if method == "install" and class_name.lower() == "win32_product":
+                    return _set(
+                        activity,
+                        "process_create",
+                        Severity.HIGH,
+                        Confidence.HIGH,
+                        f"Win32_Product.Install of '{_text(activity.properties, 'PackageLocation')}'",
+                    )
+            shown_class = activity.class_name
+            activity.class_name = obj.class_name
+            classified = classify_object(activity, obj.is_class, obj.derivation)
+            if operation == "ExecMethod":
+                activity.class_name = shown_class
+            if classified.kind not in ("method_parameters", "object"):
+                return classified
+        if item.error:
+            activity.notes.append(f"object in the request not decoded: {item.error}")
+        return classify_request(activity, request.operation, list(request.strings))
+    if obj is None:
+        activity = Activity(item.address, item.size, item.form, None, "-", "-")
+        return _set(
+            activity,
+            "undecodable",
+            Severity.INFO,
+            Confidence.LOW,
+            f"an MS-WMIO encoding unit header that does not decode: {item.error}",
+        )
+    operation = "class" if obj.is_class else "instance"
+    if item.form == "result":
+        operation = f"result {operation}"
+    activity = Activity(
+        item.address,
+        item.size,
+        item.form,
+        obj.namespace,
+        obj.class_name,
+        operation,
+        obj.values(),
+        detail=obj.to_dict(),
+        notes=list(obj.notes),
+    )
+    return classify_object(activity, obj.is_class, obj.derivation)
+
+
+def _reference_name(reference: str) -> str:
+    match = re.search(r'(?i)\.Name\s*=\s*"((?:[^"\\]|\\.)*)"', reference)
+    return match.group(1).replace('\\"', '"').replace("\\\\", "\\") if match else reference
+
+
+def subscriptions(activities: Iterable[Activity]) -> List[Activity]:
+    """One ``subscription`` row per binding whose filter and consumer were found too."""
+    items = list(activities)
+    filters = {_text(a.properties, "Name").lower(): a for a in items if a.kind == "subscription_filter"}
+    consumers = {
+        (a.class_name.lower(), _text(a.properties, "Name").lower()): a
+        for a in items
+        if a.kind == "subscription_consumer"
+    }
+    chains, seen = [], set()
+    for binding in (a for a in items if a.kind == "subscription_binding"):
+        filter_name = _reference_name(_text(binding.properties, "Filter"))
+        consumer_ref = _text(binding.properties, "Consumer")
+        consumer_class = consumer_ref.split(".", 1)[0].rsplit(":", 1)[-1].lower()
+        consumer = consumers.get((consumer_class, _reference_name(consumer_ref).lower()))
+        found_filter = filters.get(filter_name.lower())
+        key = (filter_name.lower(), consumer_ref.lower())
+        if key in seen or consumer is None or found_filter is None:
+            continue
+        seen.add(key)
+        query = _text(found_filter.properties, "Query")
+        runs = consumer.class_name.lower() in CONSUMERS_THAT_RUN
+        severity = Severity.CRITICAL if runs else Severity.LOW
+        if consumer.severity <= Severity.INFO and found_filter.severity <= Severity.INFO:
+            severity = Severity.INFO
+        chain = Activity(
+            binding.address,
+            binding.size,
+            "chain",
+            binding.namespace or found_filter.namespace,
+            "__FilterToConsumerBinding",
+            "permanent subscription",
+            {
+                "Filter": filter_name,
+                "Query": query,
+                "Consumer": consumer_ref,
+                **{k: v for k, v in consumer.properties.items() if k not in ("Name", "CreatorSID")},
+            },
+        )
+        chain.detail = {
+            "filter_address": found_filter.address,
+            "consumer_address": consumer.address,
+            "binding_address": binding.address,
+        }
+        how = f"runs {_payload(consumer)}" if runs else f"feeds {consumer.class_name}"
+        _set(
+            chain,
+            "subscription",
+            severity,
+            Confidence.HIGH,
+            f"permanent event subscription: filter '{filter_name}' ({describe_filter(query)}) {how}",
+        )
+        chains.append(chain)
+    return chains
+
+
+def classify(items: Iterable[Carved]) -> List[Activity]:
+    """Every carved item classified, followed by the subscription chains joined from them."""
+    activities = sorted((activity_of(item) for item in items), key=lambda item: item.address)
+    return activities + subscriptions(activities)
