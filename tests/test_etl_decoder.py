@@ -135,6 +135,7 @@ def test_buffer_claiming_four_gib_is_refused_without_reading_it(tmp_path):
 
 def test_display_escapes_strings_from_the_input():
     assert display_value("a\x1b[31mb\n") == "a\\x1b[31mb\\n"
+    assert display_value("C:\\Users\u202e") == "C:\\Users\\u202e"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -101,6 +101,12 @@ def display_value(value: object, limit: int = 512) -> str:
     if isinstance(value, list):
         shown = ", ".join(display_value(item, limit) for item in value[:64])
         return "[" + shown + ("...]" if len(value) > 64 else "]")
-    text = str(value)
-    escaped = text.encode("unicode_escape").decode("ascii")
+    escaped = escape_text(str(value))
     return escaped[:limit] + ("..." if len(escaped) > limit else "")
+
+
+def escape_text(text: str) -> str:
+    """Control and other non-printable characters as ``\\xNN``/``\\uNNNN``; paths keep their backslashes."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text
+    )
