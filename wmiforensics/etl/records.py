@@ -6,6 +6,7 @@ Layouts are in `format`; each decoder reads only the record's own bytes (its siz
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -63,13 +64,21 @@ def _base(raw: RawRecord) -> TraceRecord:
     return TraceRecord(raw.kind, raw.header_type, raw.offset, len(raw.data))
 
 
-def _system(raw: RawRecord) -> TraceRecord:
+def _unpack(raw: RawRecord, layout: struct.Struct, size: int = 0) -> Tuple[TraceRecord, Optional[tuple]]:
+    """The record shell and its header fields, or None (noted) when the record is shorter."""
     record = _base(raw)
-    data = raw.data
-    if len(data) < fmt.SYSTEM_HEADER.size:
-        record.notes.append("system header truncated")
+    if len(raw.data) < max(size, layout.size):
+        record.notes.append(f"{raw.kind} header truncated")
+        return record, None
+    return record, layout.unpack_from(raw.data, 0)
+
+
+def _system(raw: RawRecord) -> TraceRecord:
+    record, values = _unpack(raw, fmt.SYSTEM_HEADER)
+    if values is None:
         return record
-    version, _, _, _, event_type, group, tid, pid, stamp = fmt.SYSTEM_HEADER.unpack_from(data, 0)
+    data = raw.data
+    version, _, _, _, event_type, group, tid, pid, stamp = values
     record.version, record.event_type, record.group = version, event_type, group
     record.thread_id, record.process_id, record.timestamp = tid, pid, stamp
     start = fmt.SYSTEM_HEADER.size
@@ -84,25 +93,22 @@ def _system(raw: RawRecord) -> TraceRecord:
 
 
 def _perfinfo(raw: RawRecord) -> TraceRecord:
-    record = _base(raw)
-    data = raw.data
-    if len(data) < fmt.PERFINFO_HEADER.size:
-        record.notes.append("perfinfo header truncated")
+    record, values = _unpack(raw, fmt.PERFINFO_HEADER)
+    if values is None:
         return record
-    version, _, _, _, event_type, group, stamp = fmt.PERFINFO_HEADER.unpack_from(data, 0)
+    version, _, _, _, event_type, group, stamp = values
     record.version, record.event_type, record.group, record.timestamp = version, event_type, group, stamp
-    record.user_data = data[fmt.PERFINFO_HEADER.size :]
+    record.user_data = raw.data[fmt.PERFINFO_HEADER.size :]
     return record
 
 
 def _full(raw: RawRecord) -> TraceRecord:
-    record = _base(raw)
-    data = raw.data
     size = fmt.FULL_HEADER.size + (fmt.INSTANCE_TAIL.size if raw.kind == "instance" else 0)
-    if len(data) < size:
-        record.notes.append(f"{raw.kind} header truncated")
+    record, values = _unpack(raw, fmt.FULL_HEADER, size)
+    if values is None:
         return record
-    _, _, _, event_type, level, version, tid, pid, stamp, guid, cpu = fmt.FULL_HEADER.unpack_from(data, 0)
+    data = raw.data
+    _, _, _, event_type, level, version, tid, pid, stamp, guid, cpu = values
     record.event_type, record.level, record.version = event_type, level, version
     record.thread_id, record.process_id, record.timestamp = tid, pid, stamp
     record.provider, record.processor_time = fmt.guid_text(guid), cpu
@@ -115,13 +121,12 @@ def _full(raw: RawRecord) -> TraceRecord:
 
 
 def _event(raw: RawRecord) -> TraceRecord:
-    record = _base(raw)
-    data = raw.data
-    if len(data) < fmt.EVENT_HEADER.size:
-        record.notes.append("event header truncated")
+    record, values = _unpack(raw, fmt.EVENT_HEADER)
+    if values is None:
         return record
+    data = raw.data
     (_, _, _, flags, prop, tid, pid, stamp, provider, event_id, version, channel, level, opcode, task,
-     keyword, cpu, activity) = fmt.EVENT_HEADER.unpack_from(data, 0)  # fmt: skip
+     keyword, cpu, activity) = values  # fmt: skip
     record.flags, record.event_property = flags, prop
     record.thread_id, record.process_id, record.timestamp = tid, pid, stamp
     record.provider, record.event_id, record.version = fmt.guid_text(provider), event_id, version
