@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.etl_reference import ETL_FILES, etl_path, normalise_ours, reference_buffer
 from wmiforensics.etl import format as fmt
+from wmiforensics.etl import tracelogging
 from wmiforensics.etl.buffer import check_buffer_header, parse_buffer_header, walk_records
 from wmiforensics.etl.events import buffer_events, display_value
 from wmiforensics.etl.logfile import HeaderFacts, header_buffer, iter_file_buffers, parse_logfile_header
@@ -136,6 +137,31 @@ def test_buffer_claiming_four_gib_is_refused_without_reading_it(tmp_path):
 def test_display_escapes_strings_from_the_input():
     assert display_value("a\x1b[31mb\n") == "a\\x1b[31mb\\n"
     assert display_value("C:\\Users\u202e") == "C:\\Users\\u202e"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=0, max_size=0x200), st.binary(min_size=0, max_size=0x200))
+def test_fuzzed_tracelogging_metadata_decodes_or_says_why(meta, user_data):
+    started = time.perf_counter()
+    try:
+        decoded = tracelogging.decode(meta, user_data)
+    except tracelogging.TlError:
+        pass
+    else:
+        display_value(decoded.fields)
+    assert time.perf_counter() - started < 2
+
+
+def test_nested_structs_and_empty_arrays_are_bounded():
+    # 1000 structs, each holding the next
+    nested = b"".join(b"s\0" + bytes([0x80 | 24, 1]) for _ in range(1000))
+    meta = struct.pack("<H", 0) + b"\0e\0" + nested
+    meta = struct.pack("<H", len(meta)) + meta[2:]
+    assert tracelogging.decode(meta, b"").event_name == "e"
+    empty = b"a\0" + bytes([0x80 | 0x20 | 24, 1]) + struct.pack("<H", 65535)  # 65535 x struct of:
+    empty += b"b\0" + bytes([0x80 | 0x20 | 24, 0]) + struct.pack("<H", 65535)  # 65535 x empty struct
+    meta = struct.pack("<H", 4 + len(empty)) + b"\0e\0" + empty
+    assert "more than" in tracelogging.decode(meta, b"").note
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,6 +24,8 @@ CHAIN = 0x80
 STRUCT = 24
 MAX_FIELDS = 1024
 MAX_ARRAY = 65_535
+MAX_DEPTH = 32  # nested STRUCTs followed
+MAX_VALUES = 100_000  # values decoded per event (empty structs in arrays cost no bytes)
 
 _FIXED = {
     3: "<b", 4: "<B", 5: "<h", 6: "<H", 7: "<i", 8: "<I", 9: "<q", 10: "<Q", 11: "<f", 12: "<d",
@@ -109,15 +111,15 @@ def _nest(flat: List[TlField]) -> List[TlField]:
     items = list(flat)
     out: List[TlField] = []
 
-    def take() -> TlField:
+    def take(depth: int) -> TlField:
         item = items.pop(0)
-        if item.in_type & IN_TYPE_MASK == STRUCT:
+        if item.in_type & IN_TYPE_MASK == STRUCT and depth < MAX_DEPTH:
             for _ in range(min(item.out_type, len(items))):
-                item.members.append(take())
+                item.members.append(take(depth + 1))
         return item
 
     while items:
-        out.append(take())
+        out.append(take(0))
     return out
 
 
@@ -125,6 +127,12 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.at = 0
+        self.values = 0
+
+    def count(self) -> None:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise TlError(f"more than {MAX_VALUES} values in one event")
 
     def take(self, size: int) -> bytes:
         if self.at + size > len(self.data):
@@ -146,6 +154,7 @@ class _Reader:
 
 
 def _value(reader: _Reader, item: TlField) -> object:
+    reader.count()
     base = item.in_type & IN_TYPE_MASK
     if base == STRUCT:
         return {member.name: _field(reader, member) for member in item.members}
