@@ -25,7 +25,7 @@ from wmiforensics.etl.events import buffer_events
 from wmiforensics.etl.findings import event_findings
 from wmiforensics.etw.buffers import BufferRecovery
 from wmiforensics.etw.reader import EtwReader
-from wmiforensics.vol.etwbuffers import located_events
+from wmiforensics.vol.etwbuffers import dump_logger, located_events
 
 SHUTDOWN_SAMPLE = 8
 
@@ -144,6 +144,7 @@ def _hostile_memory():
     memory.write(host[1].address + 4, struct.pack("<III", 0x10_0000, 0x10_0000, 0))  # offsets past it
     memory.write(host[1].address + 0x30, struct.pack("<I", 0x10_0000))
     memory.write(host[2].address + 0x48, struct.pack("<H", 0))  # an event record of size 0
+    memory.write(host[3].address + 0x10, struct.pack("<q", 5))  # a buffer stamped before the session
     memory.write(system[0].address + 0x38, struct.pack("<Q", system[0].address + 0x38))  # a loop
     memory.write(container[3].address + 0x38, struct.pack("<Q", 0x00007FF612340000))  # a user pointer
     return memory
@@ -157,10 +158,31 @@ def test_hostile_buffers_are_bounded_and_noted():
     assert any("BufferSize 0xfffffff8" in text for text in problems[0])
     assert any("lies outside the buffer" in text for text in problems[1])
     assert any("too small" in text for text in app.buffers[2].notes)
+    assert "timestamps before the session started" in app.buffers[3].notes
+    assert all("before the session" not in note for buffer in app.buffers[4:] for note in buffer.notes)
     system = by_name[("host", "EventLog-System")]
     assert len(system.buffers) == 2 and any("loops" in note for note in system.notes)
     container = by_name[("server", "EventLog-Application")]
     assert len(container.buffers) == 5 and any("not a kernel address" in note for note in container.notes)
+
+
+def test_dump_names_stay_in_the_output_folder():
+    _, loggers = recover(14393)
+    item = next(item for item in loggers if item.buffers)
+    item.logger.fields["LoggerName"] = "..\\..\\evil/../../x\x1b"
+    names = []
+
+    class Sink(io.BytesIO):
+        def __exit__(self, *exc):
+            return False
+
+    def open_file(name):
+        names.append(name)
+        return Sink()
+
+    assert dump_logger(item, open_file) == names[0]
+    name = names[0]  # one path component, nothing a terminal would interpret
+    assert "/" not in name and "\\" not in name and not name.startswith(".") and "\x1b" not in name
 
 
 @pytest.fixture(scope="module")
