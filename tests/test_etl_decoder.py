@@ -88,6 +88,14 @@ def test_written_header_parses_with_etl_parser():
     assert parse_logfile_header(record.user_data).logger_name == "AMSITraceSession"
 
 
+def test_header_names_too_long_for_a_buffer_are_cut():
+    for size in (0x1000, 0x100000):
+        assert len(header_buffer(HeaderFacts(size, 3, "L" * 40_000, "F" * 40_000, 1))) == size
+    data = header_buffer(HeaderFacts(0x1000, 3, "L" * 40_000, "F" * 40_000, 1))
+    info = parse_logfile_header(decode_record(walk_records(data).records[0]).user_data)
+    assert info.logger_name.startswith("LLL") and info.log_file_name.startswith("FFF")
+
+
 def _buffer(records: bytes, size: int = 0x1000, saved: int = 0) -> bytearray:
     used = fmt.BUFFER_HEADER_SIZE + len(records)
     header = fmt.BUFFER_HEADER.pack(

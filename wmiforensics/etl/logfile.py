@@ -120,14 +120,20 @@ class HeaderFacts:
 
 
 def header_buffer(facts: HeaderFacts) -> bytes:
-    """The first buffer of an ``.etl`` file for these facts (Windows' own shape for it)."""
-    names = (facts.logger_name + "\0").encode("utf-16-le") + (facts.log_file_name + "\0").encode("utf-16-le")
+    """The first buffer of an ``.etl`` file for these facts (Windows' own shape for it); names too long
+    for one buffer are cut to fit."""
+    system_size = fmt.SYSTEM_HEADER.size + fmt.SYSTEM_TIMES.size
+    room = min(facts.buffer_size - fmt.BUFFER_HEADER_SIZE, 0xFFF8) - system_size  # record Size is a USHORT
+    keep = max((room - fmt.LOGFILE_HEADER.size) // 4 - 1, 0)
+    names = b"".join(
+        (name[:keep] + "\0").encode("utf-16-le", "surrogatepass")
+        for name in (facts.logger_name, facts.log_file_name)
+    )
     body = fmt.LOGFILE_HEADER.pack(
         facts.buffer_size, WINDOWS_10_VERSION, 0, facts.processors, facts.end_time, 156_250, 0,
         facts.log_file_mode, facts.buffers, 1, 8, facts.events_lost, 0, 0, 0, bytes(176), facts.boot_time,
         facts.perf_freq, facts.start_time, facts.clock_type, 0,
     ) + names  # fmt: skip
-    system_size = fmt.SYSTEM_HEADER.size + fmt.SYSTEM_TIMES.size
     record = (
         fmt.SYSTEM_HEADER.pack(
             fmt.LOGFILE_HEADER_VERSION,

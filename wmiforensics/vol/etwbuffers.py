@@ -54,12 +54,13 @@ def dump_logger(item: LoggerBuffers, open_file: OpenFile) -> Optional[str]:
     fields = item.logger.fields
     logger_id = fields.get("LoggerId") if isinstance(fields.get("LoggerId"), int) else item.logger.slot
     size = valid[0].header.buffer_size if valid[0].header else 0
+    valid = [buffer for buffer in valid if buffer.header and buffer.header.buffer_size == size]
     facts = HeaderFacts(
         buffer_size=size,
         logger_id=int(logger_id),
         logger_name=item.logger.name,
         log_file_name=str(fields.get("LogFileName") or ""),
-        buffers=len(valid),
+        buffers=len(valid) + 1,  # BuffersWritten counts the header buffer too, as Windows' files do
         start_time=item.reference_start_time or int(fields.get("StartTime") or 0),
         clock_type=int(fields.get("ClockType") or 1),
         events_lost=int(fields.get("EventsLost") or 0),
@@ -69,8 +70,7 @@ def dump_logger(item: LoggerBuffers, open_file: OpenFile) -> Optional[str]:
     with open_file(name) as handle:
         handle.write(header_buffer(facts))
         for buffer in valid:
-            if buffer.header and buffer.header.buffer_size == size:
-                handle.write(buffer.data)
+            handle.write(buffer.data)
     return name
 
 
