@@ -148,3 +148,29 @@ def normalise_ours(event) -> Dict[str, object]:
     else:
         row.update(thread_id=record.thread_id, process_id=record.process_id, provider=record.provider)
     return row
+
+
+def _manifest_value(value):
+    """etl-parser's construct values as plain Python: WString/CString text, SID text, bytes."""
+    kind = getattr(value, "type", None) if hasattr(value, "items") else None
+    if kind == "WString":
+        return bytes(value.string[:-2]).decode("utf-16-le")
+    if kind == "CString":
+        return bytes(value.string[:-1]).decode("latin-1")
+    if hasattr(value, "SubAuthorityCount"):
+        authority = int.from_bytes(bytes(value.IdentifierAuthority), "big")
+        return "-".join(["S", str(value.Revision), str(authority), *(str(sub) for sub in value.SubAuthority)])
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return value
+
+
+def reference_manifest_fields(provider: str, event_id: int, version: int, user_data: bytes) -> Dict:
+    """The fields etl-parser's manifest-generated layouts decode (raises its own errors if unknown)."""
+    from etl.parsers.etw.core import Guid as EtwGuid
+    from etl.parsers.etw.core import build_etw
+
+    key = uuid.UUID(provider)
+    guid = EtwGuid(key.fields[0], key.fields[1], key.fields[2], list(key.bytes[8:]))
+    source = build_etw(guid, event_id, version, user_data).source
+    return {name: _manifest_value(value) for name, value in source.items() if not name.startswith("_")}

@@ -17,10 +17,10 @@ import pytest
 from volatility3.framework import contexts
 
 from fixtures.etw import BUILDS, EtwManifest, build_etw_memory, load_kernel
-from fixtures.etw.buffers import WITH_CONTAINER, activity_buffer, file_buffers
+from fixtures.etw.buffers import AMSI, WITH_CONTAINER, activity_buffer, file_buffers
 from fixtures.winimage import build_image
 from tests.conftest import run_vol, vol_json
-from tests.etl_reference import ETL_DIR, etl_path, normalise_ours, reference_buffer
+from tests.etl_reference import ETL_DIR, etl_path, normalise_ours, reference_buffer, reference_manifest_fields
 from wmiforensics.etl.events import buffer_events
 from wmiforensics.etl.findings import event_findings
 from wmiforensics.etw.buffers import BufferRecovery
@@ -116,6 +116,23 @@ def test_template_events_decode_to_their_fields():
     assert kinds == {"event", "full", "instance"}
     permanent = next(item for item in located if item.event.event_id == 5861)
     assert [ext for ext, _ in permanent.event.record.extended] == [2, 13]
+    # etl-parser's layouts (generated from the providers' manifests) decode the same fields; for AMSI
+    # 1101 they read a 16-byte hash and a one-byte contentFiltered, so those two are left out.
+    compared = 0
+    for item in located:
+        record = item.event.record
+        if item.event.decoder != "manifest":
+            continue
+        reference = reference_manifest_fields(
+            record.provider, record.event_id, record.version, record.user_data
+        )
+        ours = dict(item.event.fields)
+        if record.provider == AMSI:
+            for name in ("hash", "contentFiltered"):
+                reference.pop(name), ours.pop(name)
+        assert ours == reference
+        compared += 1
+    assert compared == 6
 
 
 def test_findings_from_memory_events():

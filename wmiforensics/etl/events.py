@@ -66,7 +66,7 @@ def decode_event(record: TraceRecord) -> Event:
                     notes.append(decoded.note)
                 name = decoded.provider_name or name_provider(record)
                 return Event(record, name, decoded.event_name, "tracelogging", decoded.fields, notes)
-    fields_layout = manifests.layout(record.provider, record.event_id)
+    fields_layout = manifests.layout(record.provider, record.event_id, record.version)
     if record.kind == "event" and fields_layout is not None:
         values, note = manifests.decode(fields_layout, record.user_data)
         if note:

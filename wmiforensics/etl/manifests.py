@@ -7,14 +7,14 @@ Each layout is the ``<template>`` of the provider's instrumentation manifest as 
   5857 provider started, 5858 operation error, 5859 temporary (polling/intrinsic) subscription,
   5860 temporary subscription registered, 5861 permanent subscription (filter-to-consumer binding).
 - Microsoft-Antimalware-Scan-Interface {2A576B87-09A7-520E-C21A-4942F0271D67}: 1101 AmsiScanBuffer.
-- Microsoft-Windows-Kernel-Process {22FB2CD6-0E7B-422B-A0C7-2FAD1FD0E716}: 1 ProcessStart,
-  2 ProcessStop (the fields of the newer versions follow the older ones).
+- Microsoft-Windows-Kernel-Process {22FB2CD6-0E7B-422B-A0C7-2FAD1FD0E716}: 1 ProcessStart (versions
+  0-3), 2 ProcessStop (versions 0-2); later versions insert fields, so each version has its layout.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from .format import guid_text
 
@@ -48,7 +48,7 @@ LAYOUTS: Dict[Tuple[str, int], Layout] = {
         ("Query", "wstr"),
         ("User", "wstr"),
         ("processid", "u32"),
-        ("Provider", "wstr"),
+        ("providerName", "wstr"),
         ("queryid", "u32"),
         ("PossibleCause", "wstr"),
     ),
@@ -78,35 +78,71 @@ LAYOUTS: Dict[Tuple[str, int], Layout] = {
         ("hash", "binary#32"),
         ("contentFiltered", "bool32"),
     ),
-    (KERNEL_PROCESS, 1): (
-        ("ProcessID", "u32"),
-        ("CreateTime", "u64"),
-        ("ParentProcessID", "u32"),
-        ("SessionID", "u32"),
-        ("Flags", "u32"),
-        ("ImageName", "wstr"),
-        ("ImageChecksum", "u32"),
-        ("TimeDateStamp", "u32"),
-        ("PackageFullName", "wstr"),
-        ("PackageRelativeAppId", "wstr"),
-    ),
-    (KERNEL_PROCESS, 2): (
-        ("ProcessID", "u32"),
-        ("CreateTime", "u64"),
-        ("ExitTime", "u64"),
-        ("ExitCode", "u32"),
-        ("TokenElevationType", "u32"),
-        ("HandleCount", "u32"),
-        ("CommitCharge", "u64"),
-        ("CommitPeak", "u64"),
-        ("CPUCycleCount", "u64"),
-        ("ReadOperationCount", "u32"),
-        ("WriteOperationCount", "u32"),
-        ("ReadTransferKiloBytes", "u32"),
-        ("WriteTransferKiloBytes", "u32"),
-        ("HardFaultCount", "u32"),
-        ("ImageName", "astr"),
-    ),
+}
+
+_PROCESS_START_V0 = (
+    ("ProcessID", "u32"),
+    ("CreateTime", "u64"),
+    ("ParentProcessID", "u32"),
+    ("SessionID", "u32"),
+)
+_PROCESS_STOP_V0 = (
+    ("ProcessID", "u32"),
+    ("CreateTime", "u64"),
+    ("ExitTime", "u64"),
+    ("ExitCode", "u32"),
+    ("TokenElevationType", "u32"),
+    ("HandleCount", "u32"),
+    ("CommitCharge", "u64"),
+    ("CommitPeak", "u64"),
+)
+_PROCESS_STOP_COUNTERS = (
+    ("CPUCycleCount", "u64"),
+    ("ReadOperationCount", "u32"),
+    ("WriteOperationCount", "u32"),
+    ("ReadTransferKiloBytes", "u32"),
+    ("WriteTransferKiloBytes", "u32"),
+    ("HardFaultCount", "u32"),
+    ("ImageName", "astr"),
+)
+_PACKAGE = (
+    ("ImageChecksum", "u32"),
+    ("TimeDateStamp", "u32"),
+    ("PackageFullName", "wstr"),
+    ("PackageRelativeAppId", "wstr"),
+)
+
+# Kernel-Process templates change between versions (fields are inserted, not only appended).
+VERSIONED: Dict[Tuple[str, int], Dict[int, Layout]] = {
+    (KERNEL_PROCESS, 1): {
+        0: (*_PROCESS_START_V0, ("ImageName", "wstr")),
+        1: (*_PROCESS_START_V0, ("Flags", "u32"), ("ImageName", "wstr")),
+        2: (*_PROCESS_START_V0, ("Flags", "u32"), ("ImageName", "wstr"), *_PACKAGE),
+        3: (
+            ("ProcessID", "u32"),
+            ("ProcessSequenceNumber", "u64"),
+            ("CreateTime", "u64"),
+            ("ParentProcessID", "u32"),
+            ("ParentProcessSequenceNumber", "u64"),
+            ("SessionID", "u32"),
+            ("Flags", "u32"),
+            ("ProcessTokenElevationType", "u32"),
+            ("ProcessTokenIsElevated", "u32"),
+            ("MandatoryLabel", "sid"),
+            ("ImageName", "wstr"),
+            *_PACKAGE,
+        ),
+    },
+    (KERNEL_PROCESS, 2): {
+        0: (*_PROCESS_STOP_V0, ("ImageName", "astr")),
+        1: (*_PROCESS_STOP_V0, *_PROCESS_STOP_COUNTERS),
+        2: (
+            _PROCESS_STOP_V0[0],
+            ("ProcessSequenceNumber", "u64"),
+            *_PROCESS_STOP_V0[1:],
+            *_PROCESS_STOP_COUNTERS,
+        ),
+    },
 }
 
 EVENT_NAMES = {
@@ -123,9 +159,14 @@ EVENT_NAMES = {
 _FIXED = {"u8": "<B", "u16": "<H", "u32": "<I", "u64": "<Q", "hex32": "<I", "bool32": "<i"}
 
 
-def layout(provider: Optional[str], event_id: Optional[int]) -> Optional[Layout]:
+def layout(provider: Optional[str], event_id: Optional[int], version: int = 0) -> Optional[Layout]:
+    """The template for this event and version (the newest version not above it, for versioned ones)."""
     if provider is None or event_id is None:
         return None
+    versions = VERSIONED.get((provider, event_id))
+    if versions:
+        known = [number for number in versions if number <= version]
+        return versions[max(known)] if known else None
     return LAYOUTS.get((provider, event_id))
 
 
@@ -154,6 +195,13 @@ def decode(fields: Layout, data: bytes) -> Tuple[Dict[str, object], Optional[str
         elif kind == "guid":
             values[name] = guid_text(data[at : at + 16])
             at += 16
+        elif kind == "sid":
+            count = data[at + 1] if at + 1 < len(data) else 0
+            size = 8 + 4 * count
+            if at + size > len(data):
+                return values, f"{name}: SID runs past the event"
+            values[name] = sid_text(data[at : at + size])
+            at += size
         else:
             size = _binary_size(kind, values)
             if size is None or at + size > len(data):
@@ -185,5 +233,8 @@ def _binary_size(kind: str, values: Dict[str, object]) -> Optional[int]:
     return None
 
 
-def field_names(provider: str, event_id: int) -> List[str]:
-    return [name for name, _ in LAYOUTS.get((provider, event_id), ())]
+def sid_text(raw: bytes) -> str:
+    """S-R-A-S1-S2... from a binary SID (revision, sub-authority count, 48-bit big-endian authority)."""
+    authority = int.from_bytes(raw[2:8], "big")
+    subs = [str(int.from_bytes(raw[8 + 4 * i : 12 + 4 * i], "little")) for i in range(raw[1])]
+    return "-".join(["S", str(raw[0]), str(authority), *subs])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .format import guid_text
+from .manifests import sid_text
 
 IN_TYPE_MASK = 0x1F
 IN_FLAG_MASK = 0x60
@@ -180,14 +181,8 @@ def _value(reader: _Reader, item: TlField) -> object:
         return list(struct.unpack("<8h", reader.take(16)))
     if base == 19:
         head = reader.take(8)
-        return _sid(head + reader.take(4 * head[1]))
+        return sid_text(head + reader.take(4 * head[1]))
     raise TlError(f"TraceLogging in-type {base} is not decoded")
-
-
-def _sid(raw: bytes) -> str:
-    authority = int.from_bytes(raw[2:8], "big")
-    subs = [str(int.from_bytes(raw[8 + 4 * i : 12 + 4 * i], "little")) for i in range(raw[1])]
-    return "-".join(["S", str(raw[0]), str(authority), *subs])
 
 
 def _field(reader: _Reader, item: TlField) -> object:
