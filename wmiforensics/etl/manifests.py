@@ -6,7 +6,9 @@ Each layout is the ``<template>`` of the provider's instrumentation manifest as 
 - Microsoft-Windows-WMI-Activity {1418EF04-B0B4-4623-BF7E-D74AB47BBDAA}, Operational channel:
   5857 provider started, 5858 operation error, 5859 temporary (polling/intrinsic) subscription,
   5860 temporary subscription registered, 5861 permanent subscription (filter-to-consumer binding).
-- Microsoft-Antimalware-Scan-Interface {2A576B87-09A7-520E-C21A-4942F0271D67}: 1101 AmsiScanBuffer.
+- Microsoft-Antimalware-Scan-Interface {2A576B87-09A7-520E-C21A-4942F0271D67}: 1101 AmsiScanBuffer
+  (``hash`` read as 32 bytes and ``contentFiltered`` as a 4-byte win:Boolean; etl-parser's generated
+  layout has 16 bytes and one byte, and no real 1101 capture is at hand to settle it).
 - Microsoft-Windows-Kernel-Process {22FB2CD6-0E7B-422B-A0C7-2FAD1FD0E716}: 1 ProcessStart (versions
   0-3), 2 ProcessStop (versions 0-2); later versions insert fields, so each version has its layout.
 """
