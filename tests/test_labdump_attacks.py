@@ -263,6 +263,12 @@ def _check_record(dump: Dump, record: Planted) -> None:
         assert _value(info.Type) == MEM_IMAGE and _value(info.Protect) == PAGE_EXECUTE_READ
         owner = [m.name for m in dump.modules if m.baseaddress <= record.start < m.baseaddress + m.size]
         assert owner and owner[0].lower().endswith(("\\ntdll.dll", "\\advapi32.dll"))
+    elif kind == "stack_return_unbacked":
+        # The return address sits in a captured thread stack and points into non-image memory.
+        value = record.start.to_bytes(dump.pointer, "little")
+        stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
+        assert any(value in stack for stack in stacks)
+        assert _value(dump.info(record.start).Type) != MEM_IMAGE and record.end == record.start + 1
     else:
         raise AssertionError(f"unchecked kind {kind}")
 

@@ -12,7 +12,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ..addressmap import AddressMap
 from ..minidump import constants
-from . import code, knowledge, pe
+from . import code, knowledge, pe, stacks
 from .facts import ModuleFact, ProcessFacts, RegionFact
 from .findings import Confidence, Finding, Severity
 
@@ -613,6 +613,7 @@ def detect_image_page_changes(context: Context) -> Iterator[Finding]:
 DETECTORS: List[Detector] = [
     detect_private_code,
     detect_threads,
+    stacks.detect_stack_returns,
     detect_modules,
     detect_etw_patches,
     detect_process_identity,
