@@ -269,6 +269,21 @@ def _check_record(dump: Dump, record: Planted) -> None:
         stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
         assert any(value in stack for stack in stacks)
         assert _value(dump.info(record.start).Type) != MEM_IMAGE and record.end == record.start + 1
+    elif kind in ("amsi_patch", "inline_hook", "syscall_stub_order"):
+        info = dump.info(record.start)
+        assert _value(info.Type) == MEM_IMAGE
+        owner = [m.name for m in dump.modules if m.baseaddress <= record.start < m.baseaddress + m.size]
+        assert owner and owner[0].lower().endswith(("\\ntdll.dll", "\\amsi.dll"))
+        opening = dump.read(record.start, 2)
+        expected = {"amsi_patch": (b"\xb8\x57",), "inline_hook": (b"\x48\xb8", b"\xe9")}
+        if kind == "syscall_stub_order":
+            assert opening in (b"\x4c\x8b", b"\xb8" + opening[1:2])
+        else:
+            assert opening.startswith(expected[kind])
+    elif kind == "hook_engine":
+        infos = [i for i in dump.infos_in(record.start, record.end) if _value(i.Protect) & EXECUTABLE]
+        assert len(infos) == 50 and all(_value(i.Type) == MEM_PRIVATE for i in infos)
+        assert not any(lo < record.end and record.start < hi for lo, hi in module_ranges)
     else:
         raise AssertionError(f"unchecked kind {kind}")
 
