@@ -19,7 +19,7 @@ import pytest
 from fixtures.labdump import write_minidump
 from fixtures.labdump.scenarios import build_scenario
 from fixtures.labdump.wmiprvse import THREAD_BASE_FRAMES, THREAD_PLANS, build_wmiprvse
-from tests.conftest import REAL_DUMPS
+from tests.conftest import REAL_DUMPS, vol_json
 from tests.independent import lldb_python, lldb_report
 from wmiforensics.backends.minidump import facts_from_minidump
 from wmiforensics.engine import Severity, analyse
@@ -175,3 +175,14 @@ def test_real_dumps_raise_no_stack_findings(relative):
     with Minidump.open(path) as dump:
         findings = analyse(facts_from_minidump(dump), min_severity=Severity.INFO).findings
     assert [f for f in findings if f.kind.startswith("stack_")] == []
+
+
+def test_wmi_threads_shows_unwound_frames_on_request(tmp_path):
+    proc, planted = build_scenario("sleeping_implant", arch="x64", build=BUILDS["x64"])
+    path = _dump(tmp_path, proc)
+    rows = {row["TID"]: row for row in vol_json(path, "wmi.threads", "--frames", "4")}
+    sleeper = rows[proc.threads[-1].thread_id]["Frames"]
+    assert sleeper.startswith("#0 ")
+    assert f"#2 0x{planted[0].start:x} unbacked [unwind]" in sleeper
+    assert "#4 " not in sleeper  # at most four frames
+    assert all(row["Frames"].count("#") <= 4 for row in rows.values())
