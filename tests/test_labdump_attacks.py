@@ -269,6 +269,16 @@ def _check_record(dump: Dump, record: Planted) -> None:
         stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
         assert any(value in stack for stack in stacks)
         assert _value(dump.info(record.start).Type) != MEM_IMAGE and record.end == record.start + 1
+    elif kind == "sleep_apc_wait":
+        value = record.start.to_bytes(dump.pointer, "little")
+        stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
+        assert any(value in stack for stack in stacks)
+        assert _value(dump.info(record.start).Type) == MEM_IMAGE
+    elif kind == "sleep_context_chain":
+        stacks = [(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
+        assert any(lo <= record.start and record.end <= lo + size for lo, size in stacks)
+        first = dump.read(record.start, 0x40)
+        assert first[0x30:0x34] == (0x10001F).to_bytes(4, "little") and first[0x38] == 0x33
     elif kind in ("amsi_patch", "inline_hook", "syscall_stub_order"):
         info = dump.info(record.start)
         assert _value(info.Type) == MEM_IMAGE

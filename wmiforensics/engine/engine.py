@@ -16,6 +16,7 @@ from .findings import Finding, Severity
 ALL_DETECTORS: List[Detector] = [
     *DETECTORS,
     stacks.detect_stack_returns,
+    stacks.detect_sleep_chains,
     integrity.detect_amsi_patches,
     integrity.detect_inline_hooks,
     integrity.detect_syscall_stubs,

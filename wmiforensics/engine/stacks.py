@@ -9,7 +9,7 @@ checked against the process's regions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from .facts import ThreadFact
 from .findings import Confidence, Finding, Severity
@@ -174,19 +174,165 @@ class StackWalker:
         return f"0x{frame.address:x} {where} [{frame.how}]"
 
 
+def walked_threads(context) -> Tuple[StackWalker, List[ThreadStack]]:
+    """Every thread's walk, done once per process and shared by the stack detectors."""
+    cached = getattr(context, "_walked_threads", None)
+    if cached is None:
+        walker = StackWalker(context)
+        walks = [walker.walk(thread) for thread in context.facts.threads]
+        cached = (walker, [walked for walked in walks if walked is not None])
+        context._walked_threads = cached
+    return cached
+
+
 def detect_stack_returns(context) -> Iterator[Finding]:
     """Return addresses on thread stacks that point into memory no image backs."""
-    facts = context.facts
-    if not facts.threads:
+    if not context.facts.threads:
         return
-    walker = StackWalker(context)
-    for thread in facts.threads:
-        walked = walker.walk(thread)
-        if walked is None:
-            continue
+    walker, walks = walked_threads(context)
+    for walked in walks:
         finding = _unbacked_return(context, walker, walked)
         if finding is not None:
             yield finding
+
+
+#: Exports an APC dispatcher runs queued routines from; a wait called straight from one is a wait
+#: queued as the APC routine itself (Foliage-style sleep), as no module's code stands in between.
+APC_DISPATCHERS = {"ntdll.dll": ("KiUserApcDispatcher",)}
+#: Where the CONTEXT records of a sleep chain send the thread (NtContinue targets).
+CHAIN_TARGETS = {
+    "ntdll.dll": ("NtProtectVirtualMemory", "NtWaitForSingleObject", "NtDelayExecution", "NtContinue"),
+    "kernelbase.dll": ("VirtualProtect", "WaitForSingleObjectEx", "WaitForSingleObject", "SleepEx"),
+    "kernel32.dll": ("VirtualProtect", "WaitForSingleObject", "Sleep"),
+    "advapi32.dll": ("SystemFunction032",),
+    "cryptsp.dll": ("SystemFunction032",),
+}
+#: x86 has no unwind data to find a function's start: an address this far past an export is in it.
+X86_FUNCTION_WINDOW = 0x80
+CONTEXT_LAYOUTS = {
+    # (ContextFlags offset, architecture bit, SegCs offset, user SegCs, Rip/Eip offset, size): winnt.h
+    "x64": (0x30, 0x100000, 0x38, 0x33, 0xF8, 1232),
+    "x86": (0x00, 0x010000, 0xBC, 0x23, 0xB8, 716),
+}
+MAX_CHAIN_CONTEXTS = 16
+
+
+def _export_addresses(context, table: Dict[str, tuple]) -> Dict[int, str]:
+    found: Dict[int, str] = {}
+    for module in context.facts.modules:
+        names = table.get(module.name.lower())
+        if names:
+            for name, address in context.exports_of(module, names).items():
+                if address > 0:
+                    found[address] = f"{module.name}!{name}"
+    return found
+
+
+def _function_of(walker: StackWalker, frame: Frame, functions: Dict[int, str]) -> Optional[str]:
+    inside = frame.address if frame.stack_address is None else frame.address - 1
+    start = walker.tables.function_start(inside)
+    if start is not None:
+        return functions.get(start)
+    for address, name in functions.items():
+        if address <= inside < address + X86_FUNCTION_WINDOW:
+            return name
+    return None
+
+
+def detect_sleep_chains(context) -> Iterator[Finding]:
+    """Sleep-mask signs: a wait queued as an APC routine, and CONTEXT records on a stack that send
+    the thread into memory-protection or wait functions (a ROP chain run through NtContinue)."""
+    if not context.facts.threads:
+        return
+    walker, walks = walked_threads(context)
+    dispatchers = _export_addresses(context, APC_DISPATCHERS)
+    targets = _export_addresses(context, CHAIN_TARGETS)
+    for walked in walks:
+        if dispatchers:
+            finding = _apc_wait(context, walker, walked, dispatchers)
+            if finding is not None:
+                yield finding
+        if targets:
+            finding = _context_chain(context, walker, walked, targets)
+            if finding is not None:
+                yield finding
+
+
+def _frames_text(walker: StackWalker, walked: ThreadStack) -> str:
+    return "frames: " + "; ".join(f"#{i} {walker.describe(f)}" for i, f in enumerate(walked.frames[:16]))
+
+
+def _apc_wait(context, walker, walked: ThreadStack, dispatchers: Dict[int, str]) -> Optional[Finding]:
+    frames = walked.frames
+    index = 0
+    while index < len(frames) and walker.wait_call(frames[index]):
+        index += 1
+    if index == 0 or index >= len(frames) or frames[index].how == "scan":
+        return None
+    dispatcher = _function_of(walker, frames[index], dispatchers)
+    if dispatcher is None:
+        return None
+    frame = frames[index]
+    waits = ", ".join(dict.fromkeys(walker.wait_call(item) for item in frames[:index]))
+    region = context.address_map.region_of(frame.address)
+    return Finding(
+        "sleep_apc_wait",
+        Severity.HIGH,
+        Confidence.MEDIUM,
+        frame.address,
+        frame.address + 1,
+        f"thread {walked.thread.thread_id} waits in {waits}, called straight from {dispatcher}: the APC "
+        "routine is the wait itself, the shape of APC-driven sleep masking",
+        protection=region.protect_name if region else "-",
+        initial_protection=region.allocation_protect_name if region else "-",
+        region_type=region.type_name if region else "-",
+        module=dispatcher.split("!", 1)[0],
+        evidence=[_frames_text(walker, walked)],
+    )
+
+
+def _context_chain(context, walker, walked: ThreadStack, targets: Dict[int, str]) -> Optional[Finding]:
+    layout = CONTEXT_LAYOUTS.get(walker.arch)
+    thread = walked.thread
+    high = walker._stack_high(thread)
+    if layout is None or high is None or not thread.stack_pointer:
+        return None
+    flags_at, arch_bit, cs_at, user_cs, ip_at, size = layout
+    stack = StackMemory(context.facts.read, thread.stack_pointer, high)
+    found: List[Tuple[int, str]] = []
+    address = (stack.low + 15) & ~15
+    while address + size <= stack.high and len(found) < MAX_CHAIN_CONTEXTS:
+        flags = stack.pointer(address + flags_at, 4)
+        if (
+            flags is not None
+            and flags & 0xFFFF0000 == arch_bit
+            and stack.pointer(address + cs_at, 2) == user_cs
+        ):
+            target = targets.get(stack.pointer(address + ip_at, 8 if walker.arch == "x64" else 4) or 0)
+            if target:
+                found.append((address, target))
+                address += size
+                continue
+        address += 16
+    if not found:
+        return None
+    first, last = found[0][0], found[-1][0] + size
+    region = context.address_map.region_of(first)
+    return Finding(
+        "sleep_context_chain",
+        Severity.HIGH,
+        Confidence.HIGH if len(found) > 1 else Confidence.MEDIUM,
+        first,
+        last,
+        f"thread {thread.thread_id}'s stack holds {len(found)} CONTEXT record(s) that send a thread to "
+        f"{', '.join(dict.fromkeys(name for _, name in found))}: a chain run through NtContinue, as "
+        "timer- and APC-based sleep masking (Ekko, Foliage) builds it",
+        protection=region.protect_name if region else "-",
+        initial_protection=region.allocation_protect_name if region else "-",
+        region_type=region.type_name if region else "-",
+        module="stack",
+        evidence=[f"CONTEXT at 0x{at:x} -> {name}" for at, name in found] + [_frames_text(walker, walked)],
+    )
 
 
 def _unbacked_return(context, walker: StackWalker, walked: ThreadStack) -> Optional[Finding]:
