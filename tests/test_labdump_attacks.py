@@ -269,6 +269,18 @@ def _check_record(dump: Dump, record: Planted) -> None:
         stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
         assert any(value in stack for stack in stacks)
         assert _value(dump.info(record.start).Type) != MEM_IMAGE and record.end == record.start + 1
+    elif kind == "dotnet_unbacked_assembly":
+        info = _allocation(dump, record)
+        assert _value(info.Type) == MEM_PRIVATE and not _value(info.Protect) & EXECUTABLE
+        image = pefile.PE(data=dump.read(record.start, record.end - record.start), fast_load=True)
+        com_descriptor = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_COM_DESCRIPTOR"]
+        cli = image.OPTIONAL_HEADER.DATA_DIRECTORY[com_descriptor]
+        assert cli.Size == image.get_dword_at_rva(cli.VirtualAddress) == 0x48  # IMAGE_COR20_HEADER.cb
+        metadata = image.get_dword_at_rva(cli.VirtualAddress + 8)
+        assert image.get_data(metadata, 4) == b"BSJB"
+    elif kind == "thread_start_spoofed":
+        starts = [info.StartAddress for info in dump.file.thread_info.infos]
+        assert record.start in starts and _value(dump.info(record.start).Type) == MEM_IMAGE
     elif kind == "sleep_apc_wait":
         value = record.start.to_bytes(dump.pointer, "little")
         stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]

@@ -29,6 +29,7 @@ from wmiforensics.engine.unwind import MAX_FRAMES, ModuleTables
 from wmiforensics.minidump import Minidump
 
 BUILDS = {"x64": 19045, "x86": 22631}
+STACK_KINDS = {"stack_return_unbacked", "sleep_apc_wait", "sleep_context_chain", "thread_start_spoofed"}
 
 
 def _dump(tmp_path, proc, name="lab"):
@@ -174,7 +175,7 @@ def test_real_dumps_raise_no_stack_findings(relative):
         pytest.skip(f"{path} not found")
     with Minidump.open(path) as dump:
         findings = analyse(facts_from_minidump(dump), min_severity=Severity.INFO).findings
-    assert [f for f in findings if f.kind.startswith("stack_")] == []
+    assert [f for f in findings if f.kind in STACK_KINDS] == []
 
 
 def test_wmi_threads_shows_unwound_frames_on_request(tmp_path):
@@ -186,3 +187,29 @@ def test_wmi_threads_shows_unwound_frames_on_request(tmp_path):
     assert f"#2 0x{planted[0].start:x} unbacked [unwind]" in sleeper
     assert "#4 " not in sleeper  # at most four frames
     assert all(row["Frames"].count("#") <= 4 for row in rows.values())
+
+
+def test_sleep_chains_and_spoofed_start_explain_themselves(tmp_path):
+    proc, planted = build_scenario("timer_sleep_chain", arch="x64", build=BUILDS["x64"])
+    with Minidump.open(_dump(tmp_path, proc)) as dump:
+        by_kind = {f.kind: f for f in analyse(facts_from_minidump(dump)).findings}
+    chain = by_kind["sleep_context_chain"]
+    assert [line for line in chain.evidence if line.startswith("CONTEXT at ")] == [
+        f"CONTEXT at 0x{planted[1].start + index * 1232:x} -> KERNELBASE.dll!{name}"
+        for index, name in enumerate(("VirtualProtect", "WaitForSingleObjectEx", "VirtualProtect"))
+    ]
+    assert chain.confidence == 3 and by_kind["stack_return_unbacked"].severity == Severity.CRITICAL
+
+    proc, planted = build_scenario("apc_sleep_chain", arch="x86", build=BUILDS["x86"])
+    with Minidump.open(_dump(tmp_path, proc)) as dump:
+        (apc,) = analyse(facts_from_minidump(dump)).findings
+    assert "called straight from ntdll.dll!KiUserApcDispatcher" in apc.reason
+
+    proc, planted = build_scenario("spoofed_start", arch="x64", build=BUILDS["x64"])
+    with Minidump.open(_dump(tmp_path, proc)) as dump:
+        (spoofed,) = analyse(facts_from_minidump(dump)).findings
+    combase = proc.module("combase.dll")
+    routine = proc.address_of("combase.dll", "CRpcThreadCache::RpcWorkerThreadEntry") - combase.base
+    assert spoofed.reason.endswith(
+        f"BaseThreadInitThunk called combase.dll+0x{routine:x}: the start address was spoofed"
+    )

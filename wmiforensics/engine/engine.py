@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from . import hookengines, integrity, stacks
+from . import dotnet, hookengines, integrity, stacks
 from .allowlist import AllowList
 from .detectors import DETECTORS, Context, Detector
 from .facts import ProcessFacts
@@ -17,9 +17,11 @@ ALL_DETECTORS: List[Detector] = [
     *DETECTORS,
     stacks.detect_stack_returns,
     stacks.detect_sleep_chains,
+    stacks.detect_spoofed_starts,
     integrity.detect_amsi_patches,
     integrity.detect_inline_hooks,
     integrity.detect_syscall_stubs,
+    dotnet.detect_unbacked_assemblies,
 ]
 
 

@@ -386,3 +386,59 @@ def _unbacked_return(context, walker: StackWalker, walked: ThreadStack) -> Optio
         context.preview(finding, frame.address)
         return finding
     return None
+
+
+#: The two outermost frames of every thread Windows starts (x64): RtlUserThreadStart calls
+#: BaseThreadInitThunk, which calls the thread's start routine.
+THREAD_BASE = {"ntdll.dll": ("RtlUserThreadStart",), "kernel32.dll": ("BaseThreadInitThunk",)}
+
+
+def detect_spoofed_starts(context) -> Iterator[Finding]:
+    """Threads whose recorded start address is not the routine BaseThreadInitThunk called: the start
+    address was spoofed. x64 compares functions (unwind data names them); x86, without unwind data,
+    only flags a routine in another module than the recorded start."""
+    facts = context.facts
+    if not facts.threads:
+        return
+    base = _export_addresses(context, THREAD_BASE)
+    if len(base) < 2:
+        return
+    x64 = context.code_arch == "x64"
+    walker, walks = walked_threads(context)
+    for walked in walks:
+        frames, start = walked.frames, walked.thread.start_address
+        if not start or len(frames) < 4 or any(frame.how == "scan" for frame in frames[-3:]):
+            continue
+        outer = [_function_of(walker, frame, base) for frame in frames[-2:]]
+        if outer != ["kernel32.dll!BaseThreadInitThunk", "ntdll.dll!RtlUserThreadStart"]:
+            continue
+        caller = frames[-3].address - 1
+        start_region = context.address_map.region_of(start)
+        if start_region is None or not start_region.is_image:
+            continue
+        module, called = walker.tables.module_of(start), walker.tables.module_of(caller)
+        if x64:
+            routine = walker.tables.function_start(caller)
+            if routine is None or routine == start:
+                continue
+        else:
+            if module is None or called is None or module.base == called.base:
+                continue
+            routine = caller + 1
+        where = f"{called.name}+0x{routine - called.base:x}" if called else f"0x{routine:x}"
+        how = "" if x64 else "code in "
+        yield Finding(
+            "thread_start_spoofed",
+            Severity.HIGH,
+            Confidence.MEDIUM,
+            start,
+            start + 1,
+            f"thread {walked.thread.thread_id} claims to start at 0x{start:x} "
+            f"({module.name if module else 'unknown'}), but BaseThreadInitThunk called {how}{where}: the "
+            "start address was spoofed",
+            protection=start_region.protect_name,
+            initial_protection=start_region.allocation_protect_name,
+            region_type=start_region.type_name,
+            module=module.name if module else "-",
+            evidence=[_frames_text(walker, walked)],
+        )
