@@ -404,10 +404,16 @@ def detect_spoofed_starts(context) -> Iterator[Finding]:
     if len(base) < 2:
         return
     x64 = context.code_arch == "x64"
+    loader_starts = context.loader_entry_points()  # reported as thread_start_loadlibrary already
     walker, walks = walked_threads(context)
     for walked in walks:
         frames, start = walked.frames, walked.thread.start_address
-        if not start or len(frames) < 4 or any(frame.how == "scan" for frame in frames[-3:]):
+        if (
+            not start
+            or start in loader_starts
+            or len(frames) < 4
+            or any(frame.how == "scan" for frame in frames[-3:])
+        ):
             continue
         outer = [_function_of(walker, frame, base) for frame in frames[-2:]]
         if outer != ["kernel32.dll!BaseThreadInitThunk", "ntdll.dll!RtlUserThreadStart"]:
