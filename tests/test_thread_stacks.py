@@ -29,7 +29,17 @@ from wmiforensics.engine.unwind import MAX_FRAMES, ModuleTables
 from wmiforensics.minidump import Minidump
 
 BUILDS = {"x64": 19045, "x86": 22631}
-STACK_KINDS = {"stack_return_unbacked", "sleep_apc_wait", "sleep_context_chain", "thread_start_spoofed"}
+NEW_KINDS = {
+    "stack_return_unbacked",
+    "sleep_apc_wait",
+    "sleep_context_chain",
+    "thread_start_spoofed",
+    "amsi_patch",
+    "inline_hook",
+    "syscall_stub_order",
+    "hook_engine",
+    "dotnet_unbacked_assembly",
+}
 
 
 def _dump(tmp_path, proc, name="lab"):
@@ -165,17 +175,25 @@ def test_frame_chains_match_lldb_on_real_dumps(relative):
     assert compared
 
 
-@pytest.mark.parametrize(
-    "relative",
-    sorted(X86_WINDOWS_DUMPS + ["llvm-lldb/fizzbuzz_no_heap.dmp", "rust-minidump/invalid-parameter.dmp"]),
+REAL_DUMPS_CHECKED = sorted(
+    X86_WINDOWS_DUMPS
+    + [
+        "llvm-lldb/fizzbuzz_no_heap.dmp",
+        "rust-minidump/invalid-parameter.dmp",
+        "breakpad/tiny-exe-fastfail.dmp",
+    ]
 )
-def test_real_dumps_raise_no_stack_findings(relative):
+
+
+@pytest.mark.parametrize("relative", REAL_DUMPS_CHECKED)
+def test_real_dumps_raise_none_of_the_new_findings(relative):
+    """Stack, sleep-chain, spoofing, code-integrity and .NET checks invent nothing on real dumps."""
     path = REAL_DUMPS / relative
     if not path.exists():
         pytest.skip(f"{path} not found")
     with Minidump.open(path) as dump:
         findings = analyse(facts_from_minidump(dump), min_severity=Severity.INFO).findings
-    assert [f for f in findings if f.kind in STACK_KINDS] == []
+    assert [f for f in findings if f.kind in NEW_KINDS] == []
 
 
 def test_wmi_threads_shows_unwound_frames_on_request(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from .detectors import _region_columns
 from .facts import ThreadFact
 from .findings import Confidence, Finding, Severity
 from .unwind import RBP, Frame, ModuleTables, StackMemory, follows_call, scan_stack, unwind_x64, walk_x86
@@ -283,9 +284,7 @@ def _apc_wait(context, walker, walked: ThreadStack, dispatchers: Dict[int, str])
         frame.address + 1,
         f"thread {walked.thread.thread_id} waits in {waits}, called straight from {dispatcher}: the APC "
         "routine is the wait itself, the shape of APC-driven sleep masking",
-        protection=region.protect_name if region else "-",
-        initial_protection=region.allocation_protect_name if region else "-",
-        region_type=region.type_name if region else "-",
+        **_region_columns(region),
         module=dispatcher.split("!", 1)[0],
         evidence=[_frames_text(walker, walked)],
     )
@@ -327,9 +326,7 @@ def _context_chain(context, walker, walked: ThreadStack, targets: Dict[int, str]
         f"thread {thread.thread_id}'s stack holds {len(found)} CONTEXT record(s) that send a thread to "
         f"{', '.join(dict.fromkeys(name for _, name in found))}: a chain run through NtContinue, as "
         "timer- and APC-based sleep masking (Ekko, Foliage) builds it",
-        protection=region.protect_name if region else "-",
-        initial_protection=region.allocation_protect_name if region else "-",
-        region_type=region.type_name if region else "-",
+        **_region_columns(region),
         module="stack",
         evidence=[f"CONTEXT at 0x{at:x} -> {name}" for at, name in found] + [_frames_text(walker, walked)],
     )
@@ -360,9 +357,7 @@ def _unbacked_return(context, walker: StackWalker, walked: ThreadStack) -> Optio
             frame.address,
             frame.address + 1,
             f"thread {thread.thread_id} will return to 0x{frame.address:x} in {where}, which no image backs",
-            protection=region.protect_name if region else "-",
-            initial_protection=region.allocation_protect_name if region else "-",
-            region_type=region.type_name if region else "-",
+            **_region_columns(region),
             module="unbacked",
         )
         if region is not None:
@@ -442,9 +437,7 @@ def detect_spoofed_starts(context) -> Iterator[Finding]:
             f"thread {walked.thread.thread_id} claims to start at 0x{start:x} "
             f"({module.name if module else 'unknown'}), but BaseThreadInitThunk called {how}{where}: the "
             "start address was spoofed",
-            protection=start_region.protect_name,
-            initial_protection=start_region.allocation_protect_name,
-            region_type=start_region.type_name,
+            **_region_columns(start_region),
             module=module.name if module else "-",
             evidence=[_frames_text(walker, walked)],
         )
