@@ -79,3 +79,14 @@ def test_stub_numbers_and_order_helpers():
     assert _out_of_order([1, 2, 9, 3, 4, 5]) == [2]
     assert _out_of_order([1, 2, 3]) == []
     assert _out_of_order([]) == []
+
+
+@pytest.mark.parametrize("arch", sorted(BUILDS))
+def test_iat_hook_names_the_import_and_the_target(tmp_path, arch):
+    findings, planted, _ = _findings(tmp_path, "iat_hook", arch)
+    hook = next(finding for finding in findings if finding.kind == "iat_hook")
+    handler = next(item for item in planted if item.kind == "exec_private")
+    assert hook.reason.startswith(
+        "WmiPrvSE.exe imports KERNELBASE.dll!WaitForMultipleObjectsEx, but its IAT slot"
+    )
+    assert f"region 0x{handler.start:x}" in hook.reason and hook.confidence == 3

@@ -278,6 +278,17 @@ def _check_record(dump: Dump, record: Planted) -> None:
         assert cli.Size == image.get_dword_at_rva(cli.VirtualAddress) == 0x48  # IMAGE_COR20_HEADER.cb
         metadata = image.get_dword_at_rva(cli.VirtualAddress + 8)
         assert image.get_data(metadata, 4) == b"BSJB"
+    elif kind == "iat_hook":
+        # pefile reads the executable's import directory from the dump: the record is one of its slots.
+        exe = dump.modules[0]
+        image = pefile.PE(data=dump.read_range(exe.baseaddress, exe.baseaddress + exe.size))
+        slots = {
+            i.address - image.OPTIONAL_HEADER.ImageBase + exe.baseaddress: i.name
+            for e in image.DIRECTORY_ENTRY_IMPORT
+            for i in e.imports
+        }
+        assert slots[record.start] == b"WaitForMultipleObjectsEx"
+        assert _value(dump.info(dump.pointer_at(record.start)).Type) == MEM_PRIVATE
     elif kind == "thread_start_spoofed":
         starts = [info.StartAddress for info in dump.file.thread_info.infos]
         assert record.start in starts and _value(dump.info(record.start).Type) == MEM_IMAGE

@@ -21,6 +21,7 @@ ALL_DETECTORS: List[Detector] = [
     integrity.detect_amsi_patches,
     integrity.detect_inline_hooks,
     integrity.detect_syscall_stubs,
+    integrity.detect_iat_hooks,
     dotnet.detect_unbacked_assemblies,
 ]
 

@@ -277,3 +277,95 @@ def detect_syscall_stubs(context: Context) -> Iterator[Finding]:
         )
         context.preview(finding, address)
         yield finding
+
+
+# --- import address tables ------------------------------------------------------------------------
+
+#: Modules whose IAT is checked besides the process's own executable (lower-case names).
+IAT_CHECKED_MODULES = ("fastprox.dll", "wbemcomn.dll", "wbemprox.dll", "wbemsvc.dll", "wmiprvsd.dll")
+IMPORT_DESCRIPTOR = struct.Struct(
+    "<IIIII"
+)  # OriginalFirstThunk, TimeDateStamp, ForwarderChain, Name, FirstThunk
+MAX_IMPORT_DLLS = 512
+MAX_IMPORTS_PER_DLL = 4096
+
+
+def _c_string(read, address: int, limit: int = 256) -> str:
+    return read(address, limit).split(b"\x00", 1)[0].decode("ascii", "replace")
+
+
+def _import_name(read, module: ModuleFact, names_rva: int, index: int, width: int) -> str:
+    if not names_rva:
+        return f"#{index}"
+    raw = read(module.base + names_rva + index * width, width)
+    if len(raw) < width:
+        return f"#{index}"
+    value = int.from_bytes(raw, "little")
+    if value >> (width * 8 - 1):
+        return f"ordinal {value & 0xFFFF}"
+    return _c_string(read, module.base + (value & 0x7FFFFFFF) + 2) or f"#{index}"
+
+
+def detect_iat_hooks(context: Context) -> Iterator[Finding]:
+    """IAT slots of WmiPrvSE.exe and the WMI DLLs that point outside the module the import names
+    (a forwarder into another system module, or an API-set name, is normal)."""
+    facts = context.facts
+    main = facts.modules[0] if facts.modules else None
+    by_name = {module.name.lower(): module for module in facts.modules}
+    for module in facts.modules:
+        if module is not main and module.name.lower() not in IAT_CHECKED_MODULES:
+            continue
+        header = pe.parse_headers(facts.read(module.base, HEADER_WINDOW), module.base)
+        if (
+            header is None
+            or not header.import_directory[0]
+            or header.import_directory[0] >= header.size_of_image
+        ):
+            continue
+        width = 8 if header.magic == pe.PE32_PLUS_MAGIC else 4
+        rva, size = header.import_directory
+        count = min(size // IMPORT_DESCRIPTOR.size, MAX_IMPORT_DLLS)
+        raw = facts.read(module.base + rva, count * IMPORT_DESCRIPTOR.size)
+        for names_rva, _, _, name_rva, iat_rva in IMPORT_DESCRIPTOR.iter_unpack(
+            raw[: len(raw) - len(raw) % 20]
+        ):
+            if not iat_rva or not name_rva:
+                break
+            dll = _c_string(facts.read, module.base + name_rva)
+            expected = by_name.get(dll.lower())
+            api_set = dll.lower().startswith(("api-ms-", "ext-ms-"))
+            slots = facts.read(module.base + iat_rva, MAX_IMPORTS_PER_DLL * width)
+            for index in range(len(slots) // width):
+                pointer = int.from_bytes(slots[index * width : (index + 1) * width], "little")
+                if not pointer:
+                    break
+                owner = context.address_map.module_of(pointer)
+                if expected is not None and expected.base <= pointer < expected.end:
+                    continue
+                if (
+                    owner is not None
+                    and knowledge.in_system_folder(owner.path)
+                    and (api_set or expected is None or knowledge.in_system_folder(expected.path))
+                ):
+                    continue  # forwarded exports and API sets resolve into other system modules
+                if expected is None and not api_set and owner is not None:
+                    continue  # the named DLL is not listed: nothing to compare with
+                slot = module.base + iat_rva + index * width
+                function = _import_name(facts.read, module, names_rva, index, width)
+                finding = Finding(
+                    "iat_hook",
+                    Severity.HIGH,
+                    Confidence.HIGH if owner is None else Confidence.MEDIUM,
+                    slot,
+                    slot + width,
+                    f"{module.name} imports {dll}!{function}, but its IAT slot points to 0x{pointer:x}: "
+                    f"{describe_target(context, pointer)}",
+                    **_region_columns(context.address_map.region_of(slot)),
+                    module=module.name,
+                    evidence=[
+                        f"IAT slot 0x{slot:x} (import descriptor of {dll})",
+                        f"slot value 0x{pointer:x}",
+                    ],
+                )
+                context.preview(finding, pointer)
+                yield finding
