@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 from . import code, knowledge
 from .detectors import Context
 from .findings import Confidence, Finding, Severity
-from .integrity import ExportIndex, hook_target, inline_hooks
+from .integrity import export_index, hook_target, inline_hooks
 
 #: Kinds of region findings a trampoline produces.
 TRAMPOLINE_KINDS = ("exec_private", "exec_was_rwx", "exec_rwx")
@@ -48,7 +48,7 @@ def group_hook_engines(context: Context, findings: List[Finding]) -> List[Findin
     spans = [(item.start, item.end) for item in trampolines]
     hooks = [
         hook
-        for hook in inline_hooks(context, ExportIndex(context))
+        for hook in inline_hooks(context, export_index(context))
         if any(start <= hook[3] < end for start, end in spans)
     ]
     owners: Dict[str, int] = {}

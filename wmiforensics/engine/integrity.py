@@ -73,6 +73,14 @@ class ExportIndex:
         return self._cache[module.base]
 
 
+def export_index(context: Context) -> ExportIndex:
+    """The process's ExportIndex, built once and shared by the hook, stub and hook-engine checks."""
+    index = getattr(context, "_export_index", None)
+    if index is None:
+        index = context._export_index = ExportIndex(context)
+    return index
+
+
 def _executable_rva(header: pe.PeHeader, rva: int) -> bool:
     return any(
         section.is_executable and 0 <= rva - section.virtual_address < section.virtual_size
@@ -176,8 +184,7 @@ def describe_target(context: Context, target: int) -> str:
 
 def detect_inline_hooks(context: Context) -> Iterator[Finding]:
     """Exports of system and WMI modules whose first instruction leaves the module."""
-    index = ExportIndex(context)
-    for module, name, address, target, end, shape in inline_hooks(context, index):
+    for module, name, address, target, end, shape in inline_hooks(context, export_index(context)):
         region = context.address_map.region_of(address)
         owner = context.address_map.module_of(target)
         finding = Finding(
@@ -241,7 +248,7 @@ def detect_syscall_stubs(context: Context) -> Iterator[Finding]:
     ntdll = next((m for m in facts.modules if m.name.lower() == "ntdll.dll"), None)
     if ntdll is None:
         return
-    header, exports = ExportIndex(context).of(ntdll)
+    header, exports = export_index(context).of(ntdll)
     if header is None:
         return
     arch = header.arch if header.arch in ("x86", "x64") else context.code_arch
