@@ -36,10 +36,13 @@ def build(path: Path, total_bytes: int, ranges: int) -> int:
     return len(planted)
 
 
-def run_plugin(path: Path) -> tuple:
+def run_plugin(path: Path, plugins: Path = REPO / "plugins") -> tuple:
     """Wall time, peak RSS (MiB) and finding count of one ``vol`` run in a fresh child process."""
     vol = shutil.which("vol") or str(Path(sys.executable).with_name("vol"))
-    command = [vol, "-q", "-r", "json", "-p", str(REPO / "plugins"), "-f", str(path), "wmi.injection"]
+    cache = REPO / "bench" / "out" / "cache"  # a private symbol cache, never the user's
+    cache.mkdir(parents=True, exist_ok=True)
+    command = [vol, "-q", "--cache-path", str(cache), "-r", "json", "-p", str(plugins), "-f", str(path)]
+    command.append("wmi.injection")
     code = (
         "import json, resource, subprocess, sys, time\n"
         "start = time.perf_counter()\n"

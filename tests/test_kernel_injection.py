@@ -1,8 +1,8 @@
 """wmi.injection on synthetic full memory images (builds 14393, 19041, 22000).
 
-Each image holds the lab_example attacks plus memory allocated RW and later made RX in
-WmiPrvSE.exe. The same process model is also written as a minidump, so the two backends must agree;
-Volatility's own malfind runs on the same image as a witness we did not write.
+Each image holds the lab_example attacks plus memory allocated RW and later made RX and a sleeping,
+masked implant in WmiPrvSE.exe. The same process model is also written as a minidump, so the two
+backends must agree; Volatility's own malfind runs on the same image as a witness we did not write.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def case(request, tmp_path_factory) -> Case:
     folder = tmp_path_factory.mktemp(f"kernel-{build}")
     model, planted = build_scenario("lab_example", arch="x64", build=22631 if build >= 22000 else 19045)
     planted += apply_scenario(model, "private_rx")
+    # A masked implant asleep under SleepEx: found by unwinding the user stack from the trap frame.
+    planted += apply_scenario(model, "sleeping_implant")
     processes = default_processes(build, wmiprvse=model)
     image = folder / "image.raw"
     build_image(build, processes, image)

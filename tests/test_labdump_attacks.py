@@ -263,6 +263,60 @@ def _check_record(dump: Dump, record: Planted) -> None:
         assert _value(info.Type) == MEM_IMAGE and _value(info.Protect) == PAGE_EXECUTE_READ
         owner = [m.name for m in dump.modules if m.baseaddress <= record.start < m.baseaddress + m.size]
         assert owner and owner[0].lower().endswith(("\\ntdll.dll", "\\advapi32.dll"))
+    elif kind == "stack_return_unbacked":
+        # The return address sits in a captured thread stack and points into non-image memory.
+        value = record.start.to_bytes(dump.pointer, "little")
+        stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
+        assert any(value in stack for stack in stacks)
+        assert _value(dump.info(record.start).Type) != MEM_IMAGE and record.end == record.start + 1
+    elif kind == "dotnet_unbacked_assembly":
+        info = _allocation(dump, record)
+        assert _value(info.Type) == MEM_PRIVATE and not _value(info.Protect) & EXECUTABLE
+        image = pefile.PE(data=dump.read(record.start, record.end - record.start), fast_load=True)
+        com_descriptor = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_COM_DESCRIPTOR"]
+        cli = image.OPTIONAL_HEADER.DATA_DIRECTORY[com_descriptor]
+        assert cli.Size == image.get_dword_at_rva(cli.VirtualAddress) == 0x48  # IMAGE_COR20_HEADER.cb
+        metadata = image.get_dword_at_rva(cli.VirtualAddress + 8)
+        assert image.get_data(metadata, 4) == b"BSJB"
+    elif kind == "iat_hook":
+        # pefile reads the executable's import directory from the dump: the record is one of its slots.
+        exe = dump.modules[0]
+        image = pefile.PE(data=dump.read_range(exe.baseaddress, exe.baseaddress + exe.size))
+        slots = {
+            i.address - image.OPTIONAL_HEADER.ImageBase + exe.baseaddress: i.name
+            for e in image.DIRECTORY_ENTRY_IMPORT
+            for i in e.imports
+        }
+        assert slots[record.start] == b"WaitForMultipleObjectsEx"
+        assert _value(dump.info(dump.pointer_at(record.start)).Type) == MEM_PRIVATE
+    elif kind == "thread_start_spoofed":
+        starts = [info.StartAddress for info in dump.file.thread_info.infos]
+        assert record.start in starts and _value(dump.info(record.start).Type) == MEM_IMAGE
+    elif kind == "sleep_apc_wait":
+        value = record.start.to_bytes(dump.pointer, "little")
+        stacks = [dump.read(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
+        assert any(value in stack for stack in stacks)
+        assert _value(dump.info(record.start).Type) == MEM_IMAGE
+    elif kind == "sleep_context_chain":
+        stacks = [(t.Stack.StartOfMemoryRange, t.Stack.DataSize) for t in dump.file.threads.threads]
+        assert any(lo <= record.start and record.end <= lo + size for lo, size in stacks)
+        first = dump.read(record.start, 0x40)
+        assert first[0x30:0x34] == (0x10001F).to_bytes(4, "little") and first[0x38] == 0x33
+    elif kind in ("amsi_patch", "inline_hook", "syscall_stub_order"):
+        info = dump.info(record.start)
+        assert _value(info.Type) == MEM_IMAGE
+        owner = [m.name for m in dump.modules if m.baseaddress <= record.start < m.baseaddress + m.size]
+        assert owner and owner[0].lower().endswith(("\\ntdll.dll", "\\amsi.dll"))
+        opening = dump.read(record.start, 2)
+        expected = {"amsi_patch": (b"\xb8\x57",), "inline_hook": (b"\x48\xb8", b"\xe9")}
+        if kind == "syscall_stub_order":
+            assert opening in (b"\x4c\x8b", b"\xb8" + opening[1:2])
+        else:
+            assert opening.startswith(expected[kind])
+    elif kind == "hook_engine":
+        infos = [i for i in dump.infos_in(record.start, record.end) if _value(i.Protect) & EXECUTABLE]
+        assert len(infos) == 50 and all(_value(i.Type) == MEM_PRIVATE for i in infos)
+        assert not any(lo < record.end and record.start < hi for lo, hi in module_ranges)
     else:
         raise AssertionError(f"unchecked kind {kind}")
 

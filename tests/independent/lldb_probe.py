@@ -17,8 +17,9 @@ The output object has these keys:
     from ``SizeOfImage`` when the module file is not on disk; ``null`` otherwise) and ``uuid`` (from
     the CodeView record: for a PDB 7.0 record the GUID in canonical byte order, then the age).
 ``threads``
-    ``tid`` and ``pc`` of frame 0. For the thread named by the Exception stream LLDB takes the
-    registers from the exception's context record, not from the ThreadList context.
+    ``tid`` and ``pc`` of frame 0, and ``frames``: the PCs of LLDB's backtrace (at most 32 frames).
+    For the thread named by the Exception stream LLDB takes the registers from the exception's
+    context record, not from the ThreadList context.
 ``regions``
     ``SBProcess.GetMemoryRegions()``: ``base``, ``end``, ``readable``, ``writable``, ``executable``,
     ``mapped``.
@@ -105,7 +106,10 @@ def probe(path: str, reads: list[tuple[int, int]]) -> dict:
             pc = frame.GetPC() if frame.IsValid() else None
             if pc == lldb.LLDB_INVALID_ADDRESS:
                 pc = None
-            threads.append({"tid": thread.GetThreadID(), "pc": pc})
+            frames = []
+            for number in range(min(thread.GetNumFrames(), 32)):
+                frames.append(thread.GetFrameAtIndex(number).GetPC())
+            threads.append({"tid": thread.GetThreadID(), "pc": pc, "frames": frames})
         report["threads"] = threads
         regions = []
         region_list = process.GetMemoryRegions()

@@ -149,7 +149,7 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
         arch="x86" if wow64 or not is_64bit else "x64",
         regions=normalise_regions(regions, limit, notes, "VAD tree"),
         modules=normalise_modules(_modules(proc, notes, damaged, wow64), limit, notes, "PEB loader lists"),
-        threads=_threads(view, proc, notes),
+        threads=_threads(view, proc, notes, native_stack=not wow64),
         handles=[],
         read=read,
         source="kernel",
@@ -448,7 +448,10 @@ def _unicode(value) -> Optional[str]:
     return str(text) if isinstance(text, str) and text else None
 
 
-def _threads(view: KernelView, proc, notes: List[str]) -> List[ThreadFact]:
+def _threads(view: KernelView, proc, notes: List[str], native_stack: bool = True) -> List[ThreadFact]:
+    """Threads with start address, TEB and the user-mode registers of their trap frame (the stack
+    and frame pointers only for native processes: a WOW64 thread's trap frame holds the 64-bit
+    side's state, not the x86 stack the engine would walk)."""
     threads: List[ThreadFact] = []
     try:
         entries = proc.ThreadListHead.to_list(
@@ -463,26 +466,37 @@ def _threads(view: KernelView, proc, notes: List[str]) -> List[ThreadFact]:
                 start = int(thread.Win32StartAddress) or None
             except exceptions.InvalidAddressException:
                 continue
+            ip, sp, fp = _user_registers(thread)
+            if not native_stack:
+                sp = fp = None
             threads.append(
-                ThreadFact(tid, start, _user_ip(thread), _safe(lambda t=thread: int(t.Tcb.Teb), None))
+                ThreadFact(
+                    tid,
+                    start,
+                    ip,
+                    _safe(lambda t=thread: int(t.Tcb.Teb), None),
+                    stack_pointer=sp,
+                    frame_pointer=fp,
+                )
             )
     except exceptions.InvalidAddressException as error:
         notes.append(f"the thread list could not be walked completely ({error})")
     return threads
 
 
-def _user_ip(thread) -> Optional[int]:
-    """Rip of the thread's trap frame when it was taken from user mode (CS with RPL 3)."""
+def _user_registers(thread) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+    """Rip, Rsp and Rbp of the thread's trap frame when it was taken from user mode (CS with RPL 3):
+    the user stack a full image lets the engine unwind."""
     try:
         pointer = thread.Tcb.TrapFrame
         if not int(pointer):
-            return None
+            return None, None, None
         frame = pointer.dereference()
         if int(frame.SegCs) & 3 != 3:
-            return None
-        return int(frame.Rip) or None
+            return None, None, None
+        return int(frame.Rip) or None, int(frame.Rsp) or None, int(frame.Rbp) or None
     except (exceptions.InvalidAddressException, AttributeError):
-        return None
+        return None, None, None
 
 
 def _parent(proc, all_processes: Optional[Iterable]) -> Optional[ParentFact]:

@@ -60,7 +60,15 @@ def facts_from_minidump(dump: Minidump) -> ProcessFacts:
             "ModuleList",
         ),
         threads=[
-            ThreadFact(thread.thread_id, thread.start_address, thread.instruction_pointer, thread.teb)
+            ThreadFact(
+                thread.thread_id,
+                thread.start_address,
+                thread.instruction_pointer,
+                thread.teb,
+                stack_pointer=thread.stack_pointer,
+                frame_pointer=thread.frame_pointer,
+                stack_high=thread.stack_start + thread.stack_size if thread.stack_size else None,
+            )
             for thread in dump.threads
         ],
         handles=[

@@ -490,15 +490,24 @@ def _unlisted_images(context: Context) -> Iterator[Finding]:
 
 def detect_etw_patches(context: Context) -> Iterator[Finding]:
     """User-mode ETW functions whose first instructions return early or jump out of their module."""
+    yield from patched_functions(
+        context, knowledge.ETW_FUNCTIONS, "etw_patch", "ETW events from this process are silenced", "ETW"
+    )
+
+
+def patched_functions(
+    context: Context, table: dict, kind: str, consequence: str, family: str
+) -> Iterator[Finding]:
+    """``kind`` findings for the functions of ``table`` (module -> names) cut short by a patch."""
     facts = context.facts
     for module in facts.modules:
-        functions = knowledge.ETW_FUNCTIONS.get(module.name.lower())
+        functions = table.get(module.name.lower())
         if not functions:
             continue
         exports = context.exports_of(module, functions)
         header = context.header_of(module, functions)
         if header is None:
-            facts.notes.append(f"{module.name}: headers not captured, ETW functions not checked")
+            facts.notes.append(f"{module.name}: headers not captured, {family} functions not checked")
             continue
         arch = header.arch if header.arch in ("x86", "x64") else context.code_arch
         checked = 0
@@ -518,12 +527,12 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
             why, patch_end = verdict
             region = context.address_map.region_of(address)
             finding = Finding(
-                "etw_patch",
+                kind,
                 Severity.CRITICAL,
                 Confidence.HIGH,
                 address,
                 patch_end,
-                f"{module.name}!{name} {why}: ETW events from this process are silenced",
+                f"{module.name}!{name} {why}: {consequence}",
                 **_region_columns(region),
                 module=module.name,
                 evidence=[

@@ -5,10 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from . import dotnet, hookengines, integrity, stacks
 from .allowlist import AllowList
-from .detectors import DETECTORS, Context
+from .detectors import DETECTORS, Context, Detector
 from .facts import ProcessFacts
 from .findings import Finding, Severity
+
+#: Every check, in report order: regions, threads and modules, then thread stacks and the code
+#: integrity of loaded system modules.
+ALL_DETECTORS: List[Detector] = [
+    *DETECTORS,
+    stacks.detect_stack_returns,
+    stacks.detect_sleep_chains,
+    stacks.detect_spoofed_starts,
+    integrity.detect_amsi_patches,
+    integrity.detect_inline_hooks,
+    integrity.detect_syscall_stubs,
+    integrity.detect_iat_hooks,
+    dotnet.detect_unbacked_assemblies,
+]
 
 
 @dataclass
@@ -29,8 +44,9 @@ def analyse(
     """All findings for ``facts``, most severe first, filtered by severity and allow-list."""
     context = Context.build(facts)
     everything: List[Finding] = []
-    for detector in DETECTORS:
+    for detector in ALL_DETECTORS:
         everything.extend(detector(context))
+    everything = hookengines.group_hook_engines(context, everything)
     result = Analysis([], notes=list(facts.notes))
     for finding in _distinct(everything):
         finding.pid, finding.process = facts.pid, facts.name

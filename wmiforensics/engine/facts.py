@@ -48,6 +48,11 @@ class ThreadFact:
     start_address: Optional[int]
     instruction_pointer: Optional[int]
     teb: Optional[int] = None
+    #: The user-mode stack and frame pointers (minidump CONTEXT, or a full image's trap frame).
+    stack_pointer: Optional[int] = None
+    frame_pointer: Optional[int] = None
+    #: Highest stack address the walk may read up to (the captured stack's end or NT_TIB.StackBase).
+    stack_high: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,13 @@ _SECTION_CODEC = struct.Struct("<8sIIIIIIHHI")
 assert _SECTION_CODEC.size == _SECTION_SIZE
 
 Reader = Callable[[int, int], bytes]
+#: Data directories read besides the export directory (index, PeHeader field).
+_EXTRA_DIRECTORIES = (
+    (1, "import_directory"),
+    (3, "exception_directory"),
+    (12, "iat_directory"),
+    (14, "clr_directory"),
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,12 @@ class PeHeader:
     size_of_headers: int
     sections: List[Section] = field(default_factory=list)
     export_directory: Tuple[int, int] = (0, 0)
+    #: IMAGE_DIRECTORY_ENTRY_IMPORT (1), _EXCEPTION (3, the x64 .pdata table), _IAT (12) and
+    #: _COM_DESCRIPTOR (14, the CLI header of a .NET assembly).
+    import_directory: Tuple[int, int] = (0, 0)
+    exception_directory: Tuple[int, int] = (0, 0)
+    iat_directory: Tuple[int, int] = (0, 0)
+    clr_directory: Tuple[int, int] = (0, 0)
     has_dos_header: bool = True
 
     @property
@@ -148,6 +161,9 @@ def _parse_nt(page: bytes, base: int, nt_offset: int, has_dos: bool) -> Optional
     )
     if directories_at + 8 <= len(page):
         header.export_directory = struct.unpack_from("<II", page, directories_at)
+    for index, name in _EXTRA_DIRECTORIES:
+        if directories_at + 8 * index + 8 <= len(page):
+            setattr(header, name, struct.unpack_from("<II", page, directories_at + 8 * index))
     sections_at = optional_at + file_header.SizeOfOptionalHeader
     count = min(
         file_header.NumberOfSections, MAX_SECTIONS, max(0, (len(page) - sections_at) // _SECTION_SIZE)

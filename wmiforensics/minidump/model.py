@@ -175,6 +175,8 @@ class Thread:
     exit_status: Optional[int] = None
     dump_flags: Optional[int] = None
     name: Optional[str] = None
+    #: Rbp/Ebp from the CONTEXT, for frame-chain walks.
+    frame_pointer: Optional[int] = None
 
     @property
     def created_at(self) -> Optional[datetime.datetime]:

@@ -779,13 +779,14 @@ class Minidump:
     def _finish_threads(self) -> None:
         for raw in getattr(self, "_raw_threads", []):
             context = raw.ThreadContext
-            ip = sp = None
+            ip = sp = fp = None
             if context.Rva and context.DataSize:
                 blob = self.source.read(context.Rva, min(context.DataSize, MAX_CONTEXT_BYTES))
                 if self._guessed_arch is None and not self.system_info:
                     self._guessed_arch = {1232: "x64", 716: "x86"}.get(context.DataSize)
                     self._settle_arch()
                 ip, sp = self._registers(blob)
+                fp = self._frame_pointer(blob)
             info = self._thread_infos.get(raw.ThreadId)
             self.threads.append(
                 Thread(
@@ -804,6 +805,7 @@ class Minidump:
                     info.ExitStatus if info else None,
                     info.DumpFlags if info else None,
                     self._thread_names.get(raw.ThreadId),
+                    frame_pointer=fp,
                 )
             )
         if not self.threads and self._thread_infos:
@@ -827,6 +829,12 @@ class Minidump:
             else:
                 values.append(int.from_bytes(blob[offset : offset + size], "little"))
         return values[0], values[1]
+
+    def _frame_pointer(self, blob: bytes) -> Optional[int]:
+        offset, size = structs.CONTEXT_REGISTERS.get(self.arch, {}).get("fp", (0, 0))
+        if not size or len(blob) < offset + size:
+            return None
+        return int.from_bytes(blob[offset : offset + size], "little")
 
     def _build_segments(self) -> None:
         ranges = RangeTable()

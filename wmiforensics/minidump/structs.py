@@ -305,10 +305,10 @@ CV_INFO_PDB70_HEADER = Struct(
 
 # CONTEXT layouts (winnt.h): only the registers the suite uses, as (offset, size) pairs.
 # x64 CONTEXT is 1232 bytes: Rsp at 0x98, Rip at 0xF8. x86 CONTEXT is 716 bytes: Esp 0xC4, Eip 0xB8.
-# ARM64 CONTEXT: Sp at 0x100, Pc at 0x108.
+# ARM64 CONTEXT: Sp at 0x100, Pc at 0x108. The frame pointer (Rbp 0xA0, Ebp 0xB4) feeds stack walks.
 CONTEXT_REGISTERS = {
-    "x64": {"ip": (0xF8, 8), "sp": (0x98, 8), "size": 1232},
-    "x86": {"ip": (0xB8, 4), "sp": (0xC4, 4), "size": 716},
+    "x64": {"ip": (0xF8, 8), "sp": (0x98, 8), "fp": (0xA0, 8), "size": 1232},
+    "x86": {"ip": (0xB8, 4), "sp": (0xC4, 4), "fp": (0xB4, 4), "size": 716},
     "arm64": {"ip": (0x108, 8), "sp": (0x100, 8), "size": 912},
 }
 
