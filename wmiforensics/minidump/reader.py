@@ -404,7 +404,8 @@ class Minidump:
         """Parse an {SizeOfHeader, SizeOfEntry, Number...} list header and bound the entry size."""
         if len(data) < header.sizeof():
             raise _StreamProblem(f"{len(data)} bytes is too short for its header")
-        raw = header.parse(data)
+        # Only the header's bytes: construct keeps its input alive in a reference cycle.
+        raw = header.parse(data[: header.sizeof()])
         size_of_header = raw.SizeOfHeader
         size_of_entry = raw.get("SizeOfEntry", raw.get("SizeOfDescriptor"))
         if size_of_header < header.sizeof() or size_of_header > len(data):
@@ -684,7 +685,9 @@ class Minidump:
             target.append(usable, present, offset, source)
 
     def _parse_memory64_list(self, data: bytes) -> None:
-        raw = structs.MINIDUMP_MEMORY64_LIST_HEADER.parse(data)
+        raw = structs.MINIDUMP_MEMORY64_LIST_HEADER.parse(
+            data[: structs.MINIDUMP_MEMORY64_LIST_HEADER.sizeof()]
+        )
         header_size = structs.MINIDUMP_MEMORY64_LIST_HEADER.sizeof()
         count = self._bounded_count(
             "Memory64List", raw.NumberOfMemoryRanges, (len(data) - header_size) // 16, MAX_MEMORY_RANGES

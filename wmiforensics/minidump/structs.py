@@ -366,14 +366,14 @@ class FlatRecord:
         offsets = self.field_offsets()
         usable = memoryview(data)[: count * stride]
         if sys.byteorder == "little" and all(
-            offset % struct.calcsize(code) == 0
-            and stride % struct.calcsize(code) == 0
-            and array(_ARRAY_CODES[code]).itemsize == struct.calcsize(code)
+            offset % struct.calcsize("<" + code) == 0
+            and stride % struct.calcsize("<" + code) == 0
+            and array(_ARRAY_CODES[code]).itemsize == struct.calcsize("<" + code)
             for offset, code in offsets.values()
         ):
             result, wholes = {}, {}
             for name, (offset, code) in offsets.items():
-                size = struct.calcsize(code)
+                size = struct.calcsize("<" + code)
                 if code not in wholes:
                     wholes[code] = array(_ARRAY_CODES[code])
                     wholes[code].frombytes(usable[: len(usable) - len(usable) % size])
