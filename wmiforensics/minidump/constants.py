@@ -7,6 +7,7 @@ https://learn.microsoft.com/en-us/windows/win32/memory/memory-protection-constan
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
 
 SIGNATURE = b"MDMP"
@@ -164,8 +165,12 @@ WRITABLE_PROTECTIONS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def protection_name(value: int) -> str:
-    """``PAGE_EXECUTE_READ|PAGE_GUARD`` style text; 0 (unset, e.g. free memory) gives ``-``."""
+    """``PAGE_EXECUTE_READ|PAGE_GUARD`` style text; 0 (unset, e.g. free memory) gives ``-``.
+
+    Cached: a listing of a million regions asks for a handful of distinct values.
+    """
     if value == 0:
         return "-"
     base = value & 0xFF

@@ -161,26 +161,41 @@ def region_rows(dump: Minidump, include_free: bool = False) -> Iterator[tuple]:
                 ),
             )
         return
-    for info in dump.memory_info:
-        if info.state == constants.MEM_FREE and not include_free:
+    # Straight from the table's columns: a million rows without a million intermediate records.
+    table = dump.memory_info
+    module_of, captured_within = address_map.module_of, dump.captured_within
+    protection_name, state_name, type_name = (
+        constants.protection_name,
+        constants.state_name,
+        constants.type_name,
+    )
+    hex_value, free, committed, image = (
+        format_hints.Hex,
+        constants.MEM_FREE,
+        constants.MEM_COMMIT,
+        constants.MEM_IMAGE,
+    )
+    columns = (table.bases, table.sizes, table.states, table.protects, table.allocation_bases)
+    for base, size, state, protect, allocation_base, allocation_protect, kind in zip(
+        *columns, table.allocation_protects, table.types
+    ):
+        if state == free and not include_free:
             continue
-        module = address_map.module_of(info.base)
-        captured = dump.captured_within(info.base, info.end) if info.is_committed else 0
+        module = module_of(base)
+        end = base + size
         yield (
             0,
             (
-                format_hints.Hex(info.base),
-                format_hints.Hex(info.end - 1),
-                format_hints.Hex(info.size),
-                info.state_name,
-                info.protect_name,
-                format_hints.Hex(info.allocation_base)
-                if info.state != constants.MEM_FREE
-                else renderers.NotAvailableValue(),
-                info.allocation_protect_name,
-                info.type_name,
-                captured,
-                module.name if module else ("-" if info.type != constants.MEM_IMAGE else "unlisted image"),
+                hex_value(base),
+                hex_value(end - 1),
+                hex_value(size),
+                state_name(state),
+                protection_name(protect),
+                hex_value(allocation_base) if state != free else renderers.NotAvailableValue(),
+                protection_name(allocation_protect),
+                type_name(kind),
+                captured_within(base, end) if state == committed else 0,
+                module.name if module else ("-" if kind != image else "unlisted image"),
             ),
         )
 
