@@ -62,8 +62,14 @@ def _spans(facts: ProcessFacts) -> List[Tuple[int, int, Optional[RegionFact]]]:
 def scan_process(facts: ProcessFacts, pack: RulePack) -> Iterator[Hit]:
     """Every in-scope hit of ``pack`` in the process, in address order, one per rule and region."""
     address_map = AddressMap(facts.regions, facts.modules)
+    scopes_by_kind: Dict[Tuple, set] = {}  # scope depends only on type and executability
     for start, end, region in _spans(facts):
-        scopes_here = {info.identifier for info in pack.rules.values() if in_scope(info.scope, region)}
+        kind = (region.type, region.is_executable) if region is not None else None
+        scopes_here = scopes_by_kind.get(kind)
+        if scopes_here is None:
+            scopes_here = scopes_by_kind[kind] = {
+                info.identifier for info in pack.rules.values() if in_scope(info.scope, region)
+            }
         if not scopes_here:
             continue
         found: Dict[str, Hit] = {}
