@@ -69,11 +69,17 @@ def scan_process(facts: ProcessFacts, pack: RulePack, progress: Optional[Progres
     (Volatility's progress callback) hears the share of those bytes scanned.
     """
     address_map = AddressMap(facts.regions, facts.modules)
-    spans = [
-        (start, end, region)
-        for start, end, region in _spans(facts)
-        if not pack.lists_every_rule or any(in_scope(info.scope, region) for info in pack.rules.values())
-    ]
+    in_scope_by_kind: Dict[Optional[Tuple[int, bool]], bool] = {}  # scope follows type and executability
+
+    def wanted(region: Optional[RegionFact]) -> bool:
+        if not pack.lists_every_rule:
+            return True  # yara-x describes rules only as they match: scope is checked per hit
+        kind = (region.type, region.is_executable) if region is not None else None
+        if kind not in in_scope_by_kind:
+            in_scope_by_kind[kind] = any(in_scope(info.scope, region) for info in pack.rules.values())
+        return in_scope_by_kind[kind]
+
+    spans = [(start, end, region) for start, end, region in _spans(facts) if wanted(region)]
     total = sum(captured.existing_bytes(facts.present_spans, start, end) for start, end, _ in spans)
     meter = _Meter(progress, total, f"YARA scan of PID {facts.pid}")
     for start, end, region in spans:
