@@ -154,12 +154,13 @@ def test_impossible_ranges_are_normalised_with_notes():
         private_entry(0x900000000000, 0x1000),  # above the user address space
     ]
     data = dump_bytes(entries, [(0x20000, 0x1000)], [b"\xcc" * 0x1000])
-    facts = facts_from_minidump(open_dump(data))
+    dump = open_dump(data)
+    facts = facts_from_minidump(dump)
     assert [(region.base, region.size, region.allocation_base) for region in facts.regions] == [
         (0x20000, 0x1000, 0x20000)
     ]
+    assert "MemoryInfoList: 1 entries declare a RegionSize of 0 and are ignored" in list(dump.warnings)
     notes = " | ".join(facts.notes)
-    assert "size 0 were dropped (at 0x10000)" in notes
     assert "allocation base above the region" in notes and "0x90000" in notes
     assert "above the user address space" in notes
     for finding in analyse(facts, min_severity=Severity.INFO).findings:
@@ -179,6 +180,45 @@ def test_modules_that_wrap_are_cut_with_a_note():
     )
     assert [(m.base, m.end) for m in kept] == [(0x7FF000000000, 1 << 47), (0x10000, 0x11000)]
     assert len(notes) == 2 and all(note.startswith("ModuleList: ") for note in notes)
+
+
+def test_listings_never_print_impossible_ranges(tmp_path):
+    """Zero-sized regions, and modules or stacks that wrap 2^64, are fixed in the reader with a warning."""
+    from tests import conftest
+
+    module_path = mb.minidump_string("C:\\Windows\\System32\\wrap.dll")
+    entries = [private_entry(0x10000, 0), private_entry(0x20000, 0x1000)]
+    listing = struct.pack("<I", 1) + struct.pack(
+        "<IIIIQQIIII", 7, 0, 0x20, 0, 0, 0xFFFFFFFFFFFFF000, 0x2000, 0, 0, 0
+    )
+    dump = mb.Dump(
+        [
+            mb.Stream(mb.SYSTEM_INFO, mb.system_info()),
+            mb.Stream(mb.MEMORY_INFO_LIST, mb.memory_info_list(entries)),
+            mb.Stream(mb.THREAD_LIST, listing),
+            mb.Stream(mb.MODULE_LIST, b""),
+            mb.Stream(mb.MEMORY64_LIST, mb.memory64_list([(0x20000, 0x1000)], 0)),
+        ]
+    )
+    # The module's name string follows the streams; its list entry points at it.
+    dump.streams[3].data = mb.module_list([(0xFFFFFFFFFFFF0000, 0x100000, 0)])
+    name_rva = dump.offset_of_tail()
+    dump.streams[3].data = mb.module_list([(0xFFFFFFFFFFFF0000, 0x100000, name_rva)])
+    dump.streams[4].data = mb.memory64_list([(0x20000, 0x1000)], dump.offset_of_tail() + len(module_path))
+    dump.tail = module_path + b"\xcc" * 0x1000
+    path = tmp_path / "wrap.dmp"
+    path.write_bytes(dump.build())
+
+    warnings = list(open_dump(path.read_bytes()).warnings)
+    assert any("RegionSize of 0" in message for message in warnings)
+    assert any(message.startswith("module 0 (SizeOfImage): 0xFFFFFFFFFFFF0000") for message in warnings)
+    assert any(message.startswith("thread 7 stack: 0xFFFFFFFFFFFFF000") for message in warnings)
+    regions = conftest.vol_json(path, "wmi.regions")
+    assert [(row["Base"], row["End"]) for row in regions] == [(0x20000, 0x20FFF)]
+    modules = conftest.vol_json(path, "wmi.modules")
+    assert [(row["Base"], row["Size"]) for row in modules] == [(0xFFFFFFFFFFFF0000, 0x10000)]
+    threads = conftest.vol_json(path, "wmi.threads")
+    assert [(row["StackBase"], row["StackSize"]) for row in threads] == [(0xFFFFFFFFFFFFF000, 0x1000)]
 
 
 # -- class 3 and 5: --dump writes only captured bytes, within a budget, and never crashes ---------

@@ -423,6 +423,18 @@ class Minidump:
             return value & 0xFFFFFFFF
         return value
 
+    def _clip_size(self, base: int, size: int, what: str) -> int:
+        """``size``, cut so that [base, base + size) stays inside the address space (with a warning)."""
+        limit = 1 << self._address_bits
+        if base + size <= limit:
+            return size
+        kept = max(limit - base, 0)
+        self.warnings.add(
+            f"{what}: 0x{base:X} + 0x{size:X} runs past the {self._address_bits}-bit address space; "
+            f"the size is cut to 0x{kept:X}"
+        )
+        return kept
+
     def _read_string(self, rva: int, what: str) -> Optional[str]:
         """A MINIDUMP_STRING (u32 byte length + UTF-16LE) with every bound checked."""
         if rva == 0:
@@ -511,10 +523,11 @@ class Minidump:
                 ms, ls = info.dwFileVersionMS, info.dwFileVersionLS
                 version = f"{ms >> 16}.{ms & 0xFFFF}.{ls >> 16}.{ls & 0xFFFF}"
             pdb_name, pdb_guid, pdb_age = self._read_cv_record(raw.CvRecord.Rva, raw.CvRecord.DataSize)
+            base = self._address(raw.BaseOfImage)
             self.modules.append(
                 Module(
-                    self._address(raw.BaseOfImage),
-                    raw.SizeOfImage,
+                    base,
+                    self._clip_size(base, raw.SizeOfImage, f"module {index} (SizeOfImage)"),
                     raw.CheckSum,
                     raw.TimeDateStamp,
                     path if path is not None else f"<unreadable name, module {index}>",
@@ -594,12 +607,18 @@ class Minidump:
         )
         limit = 1 << self._address_bits
         outside = [index for index, (base, size) in enumerate(zip(bases, sizes)) if base + size > limit]
-        if outside:
-            dropped = set(outside)
+        empty = [index for index, size in enumerate(sizes) if not size] if 0 in sizes else []
+        if outside or empty:
+            dropped = set(outside) | set(empty)
             table.keep(index for index in range(len(table)) if index not in dropped)
+        if outside:
             self.warnings.add(
                 f"MemoryInfoList: {len(outside)} entries extend past the {self._address_bits}-bit address "
                 "space and are ignored"
+            )
+        if empty:
+            self.warnings.add(
+                f"MemoryInfoList: {len(empty)} entries declare a RegionSize of 0 and are ignored"
             )
         if not table.is_sorted():
             self.warnings.add("MemoryInfoList entries are not in address order; they were sorted")
@@ -796,7 +815,11 @@ class Minidump:
                     raw.Priority,
                     self._address(raw.Teb),
                     self._address(raw.Stack.StartOfMemoryRange),
-                    raw.Stack.DataSize,
+                    self._clip_size(
+                        self._address(raw.Stack.StartOfMemoryRange),
+                        raw.Stack.DataSize,
+                        f"thread {raw.ThreadId} stack",
+                    ),
                     context.DataSize,
                     ip,
                     sp,
