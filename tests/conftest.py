@@ -79,3 +79,21 @@ def symbol_cache(tmp_path_factory) -> Path:
     if not (ISF_DIR / "windows" / "ntkrnlmp.pdb").is_dir():
         pytest.skip(f"ntoskrnl ISFs not found in {ISF_DIR}")
     return tmp_path_factory.mktemp("symbol-cache")
+
+
+@pytest.fixture(scope="session")
+def winimage(tmp_path_factory):
+    """``winimage(build, etw=None)`` -> (path, manifest): each synthetic image is built once per session."""
+    from fixtures.winimage import build_image
+
+    built: dict = {}
+    folder = tmp_path_factory.mktemp("winimages")
+
+    def get(build: int, etw: Optional[str] = None):
+        key = (build, etw)
+        if key not in built:
+            path = folder / f"{build}-{etw or 'plain'}.raw"
+            built[key] = (path, build_image(build, out_path=path, etw=etw, size=64 << 20))
+        return built[key]
+
+    return get

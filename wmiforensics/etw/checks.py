@@ -39,6 +39,18 @@ def _finding(
 
 
 def check_silo(reader: EtwReader, silo: SiloEtw, *, host: bool) -> Iterator[Finding]:
+    if silo.layout_mismatch:
+        # Read through the wrong layout every other check would only describe the misreading.
+        yield _finding(
+            "symbol_table_mismatch",
+            Severity.MEDIUM,
+            silo,
+            silo.address,
+            silo.layout_mismatch,
+            [f"_ETW_SILODRIVERSTATE 0x{silo.address or 0:x}", f"slots: {silo.slots_source}"],
+            Confidence.MEDIUM,
+        )
+        return
     yield from _slot_checks(reader, silo)
     yield from _max_logger_checks(silo)
     if host:

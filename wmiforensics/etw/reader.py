@@ -17,6 +17,7 @@ Every count is bounded and every pointer is checked before it is followed.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -32,6 +33,11 @@ MAX_LOGGERS_READ = 4096
 MAX_LIST_ENTRIES = 4096
 MAX_JOBS = 65_536
 HASH_BUCKETS = 64
+#: Fewer implausible logger contexts than this are tampering, not a symbol table of another patch level.
+MISFIT_MINIMUM = 3
+#: How far (bytes, either way) the logger array is looked for when the symbol table does not fit.
+MISFIT_SEARCH = 0x40
+MAX_NAME_CHARS = 256
 
 
 @dataclass
@@ -88,6 +94,8 @@ class SiloEtw:
     providers: List[Provider]
     notes: List[str] = field(default_factory=list)
     max_loggers_address: Optional[int] = None
+    #: Why the symbol table does not fit this kernel (loggers and providers are then left out).
+    layout_mismatch: Optional[str] = None
 
 
 class EtwReader:
@@ -119,6 +127,12 @@ class EtwReader:
 
     def is_kernel_address(self, value: int) -> bool:
         return value >= self.kernel_floor and value < (1 << (8 * self.pointer_size))
+
+    def canonical(self, address: int) -> int:
+        """``address`` as the kernel stores it: Volatility hands out 48-bit-masked offsets on x64."""
+        if self.pointer_size == 8 and address & (1 << 47):
+            return address | 0xFFFF_0000_0000_0000
+        return address
 
     def readable(self, address: int, length: int = 1) -> bool:
         return self.layer.is_valid(address, length)
@@ -237,7 +251,7 @@ class EtwReader:
             if (max_loggers is not None)
             else None
         )
-        return SiloEtw(
+        silo = SiloEtw(
             label,
             address,
             fields,
@@ -248,6 +262,8 @@ class EtwReader:
             notes,
             max_address,
         )
+        self._check_fit(silo, state)
+        return silo
 
     def _legacy_globals(self) -> SiloEtw:
         """Windows 7/8.1: untyped globals (64 slot pointers; 64 buckets of three list heads + a lock)."""
@@ -255,7 +271,7 @@ class EtwReader:
         list_entry = self.kernel.get_type("_LIST_ENTRY").size
         stride = 3 * list_entry + self.pointer_size
         providers = self._providers(self.symbol_address("EtwpGuidHashTable"), stride)
-        return SiloEtw(
+        silo = SiloEtw(
             "host (global state)",
             None,
             [],
@@ -264,6 +280,90 @@ class EtwReader:
             self._loggers(slots, 64),
             providers,
         )
+        self._check_fit(silo, None)
+        return silo
+
+    # -- does the symbol table fit the kernel? ------------------------------------------------------
+
+    def _check_fit(self, silo: SiloEtw, state) -> None:
+        """Refuse to list loggers and providers read through an ISF of another patch level.
+
+        A patch level can move ``_ETW_SILODRIVERSTATE`` members (17763/18362 RTM vs late patches: 0x18
+        bytes); read through the wrong table, hash-bucket heads pass for logger slots. Real contexts sit
+        in the slot of their own LoggerId and carry a readable name; real providers hash to their bucket.
+        """
+        readable = [logger for logger in silo.loggers if not logger.problem]
+        wrong = [logger for logger in readable if not _plausible_logger(logger)]
+        misplaced = [p for p in silo.providers if p.bucket != _guid_bucket(p.guid)]
+        bad_loggers = len(wrong) >= MISFIT_MINIMUM and len(wrong) > len(readable) - len(wrong)
+        bad_providers = len(misplaced) >= MISFIT_MINIMUM and 2 * len(misplaced) > len(silo.providers)
+        if not (bad_loggers or bad_providers):
+            return
+        evidence = []
+        if bad_loggers:
+            evidence.append(
+                f"{len(wrong)} of {len(readable)} logger contexts have a LoggerId other than their slot or "
+                "no readable name"
+            )
+        if bad_providers:
+            evidence.append(
+                f"{len(misplaced)} of {len(silo.providers)} providers sit in a bucket their GUID "
+                "does not hash to"
+            )
+        shift = self._find_logger_array_shift(silo, state)
+        where = (
+            f"; the logger array is found {abs(shift):#x} bytes {'after' if shift > 0 else 'before'} where "
+            "the symbol table puts it, as members move between patch levels"
+            if shift
+            else ""
+        )
+        silo.layout_mismatch = (
+            f"the symbol table {self._table_identity()} does not fit this kernel ({self._build_lab()}): "
+            f"{' and '.join(evidence)}{where}. It probably comes from another patch level of the same "
+            "build; loggers and providers of this silo are not listed. Use the ISF made from this "
+            "kernel's own PDB (GUID and age)."
+        )
+        silo.notes.append(silo.layout_mismatch)
+        silo.loggers, silo.providers = [], []
+
+    def _find_logger_array_shift(self, silo: SiloEtw, state) -> int:
+        """The member shift (bytes) at which the slots hold plausible contexts, or 0 if none does."""
+        if silo.address is None:
+            return 0
+        pointer = state.has_member("EtwpLoggerContext")
+        member = "EtwpLoggerContext" if pointer else "WmipLoggerContext"
+        if not state.has_member(member):
+            return 0
+        offset = state.vol.members[member][0]
+        for step in range(8, MISFIT_SEARCH + 1, 8):
+            for shift in (-step, step):
+                if pointer:
+                    base = self.read_pointer(silo.address + offset + shift) or 0
+                    if not self.is_kernel_address(base):
+                        continue
+                else:
+                    base = silo.address + offset + shift
+                found = [logger for logger in self._loggers(base, 64) if not logger.problem]
+                if found and all(_plausible_logger(logger) for logger in found):
+                    return shift
+        return 0
+
+    def _table_identity(self) -> str:
+        with contextlib.suppress(AttributeError, KeyError, TypeError):
+            metadata = self.context.symbol_space[self.table].metadata
+            if metadata.pdb_guid:
+                return f"{metadata.pdb_guid}-{metadata.pdb_age}"
+        return self.table
+
+    def _build_lab(self) -> str:
+        """The kernel's own NtBuildLab string: which build and branch it says it is."""
+        if self.has_symbol("NtBuildLab"):
+            with contextlib.suppress(exceptions.InvalidAddressException):
+                raw = self.layer.read(self.symbol_address("NtBuildLab"), 80).split(b"\x00")[0]
+                text = raw.decode("ascii", "replace")
+                if text and text.isprintable():
+                    return f"NtBuildLab {text!r}"
+        return "its NtBuildLab is unreadable"
 
     def _scalar_fields(self, obj, address: int) -> Iterator[Tuple[int, str, str, object]]:
         """(offset, member, type, value) for every member a ``dt`` would print as one value."""
@@ -345,9 +445,10 @@ class EtwReader:
         if self._image_range is None:
             from ..engine import pe
 
-            base = self.kernel.offset
+            # canonical, as the raw pointers compared with this range are (GetCpuClock, LoggerThread)
+            base = self.canonical(self.kernel.offset)
             try:
-                header = pe.parse_headers(self.layer.read(base, 0x1000), base)
+                header = pe.parse_headers(self.layer.read(self.kernel.offset, 0x1000), base)
             except exceptions.InvalidAddressException:
                 header = None
             if header:
@@ -430,6 +531,25 @@ class EtwReader:
                     owner, kernel = f"{name} ({int(eprocess.UniqueProcessId)})", False
             found.append(Registration(address, owner, kernel))
         return found
+
+
+def _plausible_logger(logger: Logger) -> bool:
+    name = logger.name
+    return (
+        logger.fields.get("LoggerId") == logger.slot
+        and 0 < len(name) <= MAX_NAME_CHARS
+        and name.isprintable()
+    )
+
+
+def _guid_bucket(guid: str) -> int:
+    """EtwpGuidHashTable index: XOR of the GUID's four little-endian dwords, low six bits."""
+    try:
+        raw = uuid.UUID(guid).bytes_le
+    except ValueError:
+        return -1
+    words = [int.from_bytes(raw[i : i + 4], "little") for i in range(0, 16, 4)]
+    return (words[0] ^ words[1] ^ words[2] ^ words[3]) % HASH_BUCKETS
 
 
 def _enable_info(info) -> Dict[str, int]:

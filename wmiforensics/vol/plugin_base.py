@@ -6,6 +6,7 @@ plugin, so each concrete plugin combines one of these with ``PluginInterface``.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, ClassVar, Iterator, List, Optional
 
 from volatility3.framework import renderers
@@ -15,6 +16,8 @@ from ..engine.facts import ProcessFacts
 from ..errors import InputError
 from ..minidump.reader import Minidump
 from . import common, inputs
+
+vollog = logging.getLogger(__name__)
 
 
 class MinidumpTable:
@@ -129,7 +132,11 @@ class EtwTable(KernelOnly):
         from ..etw.reader import EtwReader
 
         reader = EtwReader(self.context, self.kernel_module_name())
-        yield from self.rows(reader, reader.silos())
+        silos = reader.silos()
+        for silo in silos:
+            for note in silo.notes:  # on stderr whatever the renderer: a table of nothing needs a reason
+                vollog.warning("%s: %s", silo.label, note)
+        yield from self.rows(reader, silos)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid(self.columns, common.guarded(self._generator()))
