@@ -29,7 +29,8 @@ from ..errors import InputError
 from . import knowledge
 
 FREE_SLOT = 1
-MAX_LOGGERS_READ = 4096
+#: The kernel clamps MaxLoggers to 32..256; more slots than that are never read.
+MAX_LOGGERS_READ = 256
 MAX_LIST_ENTRIES = 4096
 MAX_JOBS = 65_536
 HASH_BUCKETS = 64
@@ -38,6 +39,8 @@ MISFIT_MINIMUM = 3
 #: How far (bytes, either way) the logger array is looked for when the symbol table does not fit.
 MISFIT_SEARCH = 0x40
 MAX_NAME_CHARS = 256
+#: Notes about damaged lists kept per silo (the rest are counted).
+MAX_WALK_NOTES = 20
 
 
 @dataclass
@@ -107,6 +110,8 @@ class EtwReader:
         self.pointer_size = self.kernel.get_type("pointer").size
         self.kernel_floor = 0xFFFF800000000000 if self.pointer_size == 8 else 0x80000000
         self._image_range: Optional[Tuple[int, int]] = None
+        #: What list walks lost (cycles, garbage links, bounds), collected for the silo being read.
+        self._walk_notes: List[str] = []
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -165,11 +170,18 @@ class EtwReader:
             return [self._legacy_globals()]
         found: List[SiloEtw] = []
         host = self._host_state()
+        servers = list(self._server_silo_states())
+        job_notes = self._take_walk_notes()  # the job list's damage belongs to no silo: the host shows it
         if host is not None:
             found.append(self._silo("host", host))
-        for label, state in self._server_silo_states():
-            if state != host:
-                found.append(self._silo(label, state))
+        read = {host}
+        for label, state in servers:
+            if state in read:  # two jobs (or a looping job list) naming one state: read it once
+                continue
+            read.add(state)
+            found.append(self._silo(label, state))
+        if found:
+            found[0].notes.extend(job_notes)
         return found
 
     def _host_state(self) -> Optional[int]:
@@ -195,7 +207,7 @@ class EtwReader:
         state_offset = self.member_offset("_ESERVERSILO_GLOBALS", "EtwSiloState")
         if None in (links, globals_offset, state_offset):
             return
-        for job in self._walk_list(self.symbol_address("PspJobList"), links, MAX_JOBS):
+        for job in self._walk_list(self.symbol_address("PspJobList"), links, MAX_JOBS, "PspJobList"):
             globals_address = self.read_pointer(job + globals_offset)
             if not globals_address or not self.is_kernel_address(globals_address):
                 continue
@@ -203,16 +215,40 @@ class EtwReader:
             if state and self.is_kernel_address(state) and self.readable(state):
                 yield f"server silo (job 0x{job:x})", state
 
-    def _walk_list(self, head: int, link_offset: int, limit: int) -> Iterator[int]:
-        """Containing-record addresses of a LIST_ENTRY chain, with loop and length bounds."""
+    def _walk_list(self, head: int, link_offset: int, limit: int, what: str = "list") -> Iterator[int]:
+        """Containing-record addresses of a LIST_ENTRY chain, with loop and length bounds.
+
+        A walk that ends anywhere but back at its head (a loop into the middle, a link outside the
+        kernel or unreadable, more entries than ``limit``) leaves a note of what was lost.
+        """
         seen = {head}
         cursor = self.read_pointer(head)
-        while cursor and cursor not in seen and len(seen) <= limit:
-            seen.add(cursor)
-            if not self.is_kernel_address(cursor):
+        count = 0
+        while cursor and cursor != head:
+            problem = None
+            if cursor in seen:
+                problem = f"loops back to 0x{cursor:x}"
+            elif count >= limit:
+                problem = f"has more than {limit} entries"
+            elif not self.is_kernel_address(cursor):
+                problem = f"links to 0x{cursor:x}, not a kernel address"
+            if problem:
+                self._walk_notes.append(
+                    f"{what} at 0x{head:x} {problem} after {count} entries; the walk stopped"
+                )
                 return
+            seen.add(cursor)
+            count += 1
             yield cursor - link_offset
             cursor = self.read_pointer(cursor)
+        if cursor is None:
+            self._walk_notes.append(f"{what} at 0x{head:x}: a link after {count} entries cannot be read")
+
+    def _take_walk_notes(self) -> List[str]:
+        notes, self._walk_notes = self._walk_notes, []
+        if len(notes) > MAX_WALK_NOTES:
+            notes = notes[:MAX_WALK_NOTES] + [f"{len(notes) - MAX_WALK_NOTES} more damaged lists not shown"]
+        return notes
 
     def _silo(self, label: str, address: int) -> SiloEtw:
         state = self.object("_ETW_SILODRIVERSTATE", address)
@@ -259,7 +295,7 @@ class EtwReader:
             source,
             self._loggers(base, count),
             providers,
-            notes,
+            notes + self._take_walk_notes(),
             max_address,
         )
         self._check_fit(silo, state)
@@ -279,6 +315,7 @@ class EtwReader:
             "global WmipLoggerContext[64]",
             self._loggers(slots, 64),
             providers,
+            self._take_walk_notes(),
         )
         self._check_fit(silo, None)
         return silo
@@ -291,6 +328,8 @@ class EtwReader:
         A patch level can move ``_ETW_SILODRIVERSTATE`` members (17763/18362 RTM vs late patches: 0x18
         bytes); read through the wrong table, hash-bucket heads pass for logger slots. Real contexts sit
         in the slot of their own LoggerId and carry a readable name; real providers hash to their bucket.
+        Both failing, or slots that hold plausible contexts a few bytes off, name a mismatch; damage of
+        one kind alone is left to the tamper checks (an attacker can overwrite many slots).
         """
         readable = [logger for logger in silo.loggers if not logger.problem]
         wrong = [logger for logger in readable if not _plausible_logger(logger)]
@@ -311,6 +350,8 @@ class EtwReader:
                 "does not hash to"
             )
         shift = self._find_logger_array_shift(silo, state)
+        if not shift and not (bad_loggers and bad_providers):
+            return  # one kind of damage, no layout that explains it: tampering, which the checks report
         where = (
             f"; the logger array is found {abs(shift):#x} bytes {'after' if shift > 0 else 'before'} where "
             "the symbol table puts it, as members move between patch levels"
@@ -430,7 +471,10 @@ class EtwReader:
             with contextlib.suppress(AttributeError, exceptions.InvalidAddressException, TypeError):
                 if context.has_member(name):
                     text = getattr(context, name).get_string()
-                    fields[name] = str(text) if isinstance(text, str) else ""
+                    raw = str(text) if isinstance(text, str) else ""
+                    fields[name] = display_text(raw)
+                    if name == "LoggerName":
+                        fields["LoggerNameIsText"] = 0 < len(raw) <= MAX_NAME_CHARS and raw.isprintable()
         with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
             if context.has_member("InstanceGuid"):
                 fields["InstanceGuid"] = _guid_text(self.layer.read(context.InstanceGuid.vol.offset, 16))
@@ -478,10 +522,16 @@ class EtwReader:
         list_entry = self.kernel.get_type("_LIST_ENTRY").size
         links = self.member_offset("_ETW_GUID_ENTRY", "GuidList") or 0
         providers: List[Provider] = []
+        listed = set()
         for bucket in range(HASH_BUCKETS):
             for list_index, list_name in enumerate(knowledge.GUID_LISTS):
                 head = table + bucket * stride + list_index * list_entry
-                for entry in self._walk_list(head, links, MAX_LIST_ENTRIES):
+                what = f"GUID list {bucket}/{list_name}"
+                for entry in self._walk_list(head, links, MAX_LIST_ENTRIES, what):
+                    if entry in listed:  # a link into another bucket's chain: listed (and checked) once
+                        self._walk_notes.append(f"{what} reaches _ETW_GUID_ENTRY 0x{entry:x} listed before")
+                        break
+                    listed.add(entry)
                     provider = self._provider(entry, bucket, list_name)
                     if provider is not None:
                         providers.append(provider)
@@ -515,7 +565,8 @@ class EtwReader:
         found: List[Registration] = []
         head = entry_address + (self.member_offset("_ETW_GUID_ENTRY", "RegListHead") or 0)
         links = self.member_offset("_ETW_REG_ENTRY", "RegList") or 0
-        for address in self._walk_list(head, links, MAX_LIST_ENTRIES):
+        what = f"RegListHead of _ETW_GUID_ENTRY 0x{entry_address:x}"
+        for address in self._walk_list(head, links, MAX_LIST_ENTRIES, what):
             owner, kernel = "kernel", True
             with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
                 reg = self.object("_ETW_REG_ENTRY", address)
@@ -527,19 +578,22 @@ class EtwReader:
                 user = bool(flags & 0x2) or (process and not flags & 0x1)
                 if user and process and self.is_kernel_address(process):
                     eprocess = self.object("_EPROCESS", process)
-                    name = utility.array_to_string(eprocess.ImageFileName)
+                    name = display_text(utility.array_to_string(eprocess.ImageFileName))
                     owner, kernel = f"{name} ({int(eprocess.UniqueProcessId)})", False
             found.append(Registration(address, owner, kernel))
         return found
 
 
 def _plausible_logger(logger: Logger) -> bool:
-    name = logger.name
-    return (
-        logger.fields.get("LoggerId") == logger.slot
-        and 0 < len(name) <= MAX_NAME_CHARS
-        and name.isprintable()
+    return logger.fields.get("LoggerId") == logger.slot and bool(logger.fields.get("LoggerNameIsText"))
+
+
+def display_text(text: str, limit: int = 4 * MAX_NAME_CHARS) -> str:
+    """A string from kernel memory made safe to print: control characters escaped, length capped."""
+    shown = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text[:limit]
     )
+    return shown + ("..." if len(text) > limit else "")
 
 
 def _guid_bucket(guid: str) -> int:
