@@ -15,15 +15,12 @@ from pathlib import Path
 
 import pytest
 from volatility3.framework import contexts
-from volatility3.framework.layers.intel import WindowsIntel32e
-from volatility3.framework.layers.physical import FileLayer
-from volatility3.framework.symbols.windows import WindowsKernelIntermedSymbols
 
 from fixtures.etw import BUILDS, build_etw_memory, kernel_isf_url, load_kernel, scenario_applies
 from fixtures.etw import constants as etw_constants
 from fixtures.winimage import KERNEL_ISF_FILES, kernel_isf
 from fixtures.winimage.kernel import BUILD_FACTS
-from tests.conftest import ISF_DIR
+from tests.conftest import ISF_DIR, image_kernel
 from tests.independent import etw_walk
 from wmiforensics.etw import knowledge
 from wmiforensics.etw.checks import check_all
@@ -42,18 +39,9 @@ pytestmark = pytest.mark.skipif(
 
 def image_reader(path: Path, manifest, isf_url: str) -> EtwReader:
     """An EtwReader over the image through Volatility's own Intel32e layer, kernel base masked."""
-    context = contexts.Context()
-    context.config["raw.location"] = path.as_uri()
-    context.add_layer(FileLayer(context, "raw", "raw"))
-    context.config["virtual.memory_layer"] = "raw"
-    context.config["virtual.page_map_offset"] = manifest.dtb
-    layer = WindowsIntel32e(context, "virtual", "virtual")
-    context.add_layer(layer)
-    table = WindowsKernelIntermedSymbols(context, "nt", "nt", isf_url=isf_url, validate=False)
-    context.symbol_space.append(table)
-    module = context.module("nt", "virtual", offset=manifest.kernel_base & layer.maximum_address)
-    assert module.offset != manifest.kernel_base  # as Volatility reports it: not canonical
-    return EtwReader(context, module.name)
+    context, name = image_kernel(path, manifest, isf_url)
+    assert context.modules[name].offset != manifest.kernel_base  # as Volatility reports it: not canonical
+    return EtwReader(context, name)
 
 
 @pytest.mark.parametrize("build", IMAGE_BUILDS)

@@ -29,6 +29,7 @@ from ..engine.facts import (
 )
 from ..minidump import constants
 from . import vads
+from .handles import process_handles
 from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
 
 vollog = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
         regions=regions,
         modules=_modules(proc, notes),
         threads=_threads(view, proc, notes),
-        handles=[],
+        handles=process_handles(context, view.module_name, proc, notes),
         read=read,
         source="kernel",
         has_region_list=True,
