@@ -89,3 +89,42 @@ def test_damaged_handle_tables_are_noted_not_raised(winimage):
     system = manifest.process("System")
     proc = context.modules[name].object(object_type="_EPROCESS", offset=system.eprocess, absolute=True)
     assert process_handles(context, name, proc, notes) == [] and len(notes) == 1  # empty table
+
+
+def etw_state(path, manifest):
+    from wmiforensics.etw.reader import EtwReader
+    from wmiforensics.vol.etw import attach_consumers
+
+    context, name = image_kernel(path, manifest)
+    reader = EtwReader(context, name)
+    silos = reader.silos()
+    attach_consumers(context, name, silos)
+    return reader, silos
+
+
+def test_consumers_are_attached_to_their_loggers(winimage):
+    from wmiforensics.etw.checks import check_all
+
+    path, manifest = winimage(19041, "clean")
+    reader, silos = etw_state(path, manifest)
+    svchost = manifest.process("svchost.exe")
+    by_name = {logger.name: logger.consumers for logger in silos[0].loggers}
+    owner = f"svchost.exe ({svchost.pid})"
+    assert by_name["EventLog-Security"] == by_name["EventLog-System"] == [owner]
+    assert by_name["Circular Kernel Context Logger"] == []
+    assert all(logger.consumers == [] for silo in silos[1:] for logger in silo.loggers)
+    assert check_all(reader, silos) == []
+
+
+def test_security_session_without_a_consumer_is_flagged(tmp_path):
+    from fixtures.winimage import build_image
+    from wmiforensics.etw.checks import check_all
+
+    path = tmp_path / "unconsumed.raw"
+    manifest = build_image(
+        19041, out_path=path, etw="clean", size=64 << 20, etw_consumers=("EventLog-System",)
+    )
+    reader, silos = etw_state(path, manifest)
+    security = next(lg for lg in manifest.etw["loggers"] if lg["name"] == "EventLog-Security")
+    found = [(f.kind, f.start) for f in check_all(reader, silos)]
+    assert found == [("security_session_unconsumed", security["address"])]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from volatility3.framework import exceptions
 
@@ -122,15 +122,17 @@ class HandleWalker:
             return []
         if not table:
             return []
-        try:
-            table_code = self._pointer(table + self._offset("_HANDLE_TABLE", "TableCode"))
-        except exceptions.InvalidAddressException:
-            notes.append(f"handle table 0x{table:x} cannot be read")
-            return []
+        table_code = self.table_code(proc, notes)
         if not table_code & ~LEVEL_MASK:
-            return []  # no handle page allocated yet
+            return []  # no handle page allocated yet (or none readable)
+        return [
+            self._describe(handle, header, access)
+            for handle, header, access in self.entries(table_code, notes)
+        ]
+
+    def entries(self, table_code: int, notes: List[str]) -> Iterator[Tuple[int, int, int]]:
+        """(handle value, object header, granted access) of every used entry."""
         per_page = 0x1000 // self.entry_size
-        found: List[HandleFact] = []
         for page_number, page in enumerate(self.leaf_pages(table_code, notes)):
             for index in range(per_page):
                 address = page + index * self.entry_size
@@ -141,22 +143,46 @@ class HandleWalker:
                 except exceptions.InvalidAddressException:
                     notes.append(f"handle table page 0x{page:x} cannot be read")
                     break
-                if not bits:
+                if bits:
+                    yield 4 * (page_number * per_page + index), _canonical(bits << 4), access
+
+    def table_code(self, proc, notes: List[str]) -> int:
+        try:
+            table = int(proc.ObjectTable)
+            return self._pointer(table + self._offset("_HANDLE_TABLE", "TableCode")) if table else 0
+        except exceptions.InvalidAddressException:
+            notes.append("handle table cannot be read")
+            return 0
+
+    def consumers(self, proc, notes: List[str]) -> Iterator[Tuple[int, Optional[int]]]:
+        """(LoggerId, silo state or None) of each EtwConsumer handle the process holds."""
+        code = self.table_code(proc, notes)
+        if not code & ~LEVEL_MASK:
+            return
+        for _handle, header, _access in self.entries(code, notes):
+            with contextlib.suppress(exceptions.InvalidAddressException):
+                if self.type_name(header, self._object("_OBJECT_HEADER", header)) != "EtwConsumer":
                     continue
-                handle = 4 * (page_number * per_page + index)
-                found.append(self._describe(handle, _canonical(bits << 4), access))
-        return found
+                consumer = self._object("_ETW_REALTIME_CONSUMER", header + self.body_offset)
+                silo = None
+                if consumer.has_member("SiloState"):
+                    silo = self._pointer(consumer.SiloState.vol.offset) or None
+                yield int(consumer.LoggerId), silo
 
     # -- objects -----------------------------------------------------------------------------------
+
+    def type_name(self, header: int, obj) -> Optional[str]:
+        """The object's type: TypeIndex, decoded with the cookie and header address on 10+."""
+        index = int(obj.TypeIndex)
+        if self.types.cookie is not None:
+            index ^= self.types.cookie ^ ((header >> 8) & 0xFF)
+        return self.types.names.get(index)
 
     def _describe(self, handle: int, header: int, access: int) -> HandleFact:
         type_name = name = None
         with contextlib.suppress(exceptions.InvalidAddressException):
             obj = self._object("_OBJECT_HEADER", header)
-            index = int(obj.TypeIndex)
-            if self.types.cookie is not None:
-                index ^= self.types.cookie ^ ((header >> 8) & 0xFF)
-            type_name = self.types.names.get(index)
+            type_name = self.type_name(header, obj)
             name = self._name(type_name, header, obj)
         return HandleFact(handle, type_name, name or None, access)
 

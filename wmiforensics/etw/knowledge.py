@@ -71,6 +71,10 @@ LOGGER_MODE_FLAGS = {
     0x80000000: "ADDTO_TRIAGE_DUMP",
 }
 
+REAL_TIME_MODE = 0x00000100
+#: Real-time sessions whose only purpose is a consumer (casefolded names).
+SECURITY_SESSIONS = frozenset({"eventlog-security"})
+
 #: ETW clock types a WNODE/ClockType may name (evntrace.h: 1 QPC, 2 system time, 3 CPU cycle counter).
 CLOCK_TYPES = {0: "default", 1: "QPC", 2: "system time", 3: "CPU cycle counter"}
 

@@ -50,6 +50,8 @@ class Logger:
     address: int
     fields: Dict[str, object] = field(default_factory=dict)
     problem: Optional[str] = None
+    #: Processes holding an EtwConsumer handle on this logger; None when handle tables were not read.
+    consumers: Optional[List[str]] = None
 
     @property
     def name(self) -> str:

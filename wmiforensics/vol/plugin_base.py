@@ -130,9 +130,12 @@ class EtwTable(KernelOnly):
 
     def _generator(self):
         from ..etw.reader import EtwReader
+        from .etw import attach_consumers
 
-        reader = EtwReader(self.context, self.kernel_module_name())
+        module_name = self.kernel_module_name()
+        reader = EtwReader(self.context, module_name)
         silos = reader.silos()
+        attach_consumers(self.context, module_name, silos)
         for silo in silos:
             for note in silo.notes:  # on stderr whatever the renderer: a table of nothing needs a reason
                 vollog.warning("%s: %s", silo.label, note)
