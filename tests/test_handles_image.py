@@ -30,8 +30,8 @@ def volatility_name(handle):
         return handle.name
     if handle.type_name == "Key":
         return handle.name.removeprefix("\\REGISTRY\\")
-    if handle.type_name == "EtwConsumer":
-        return None  # unnamed object
+    if handle.type_name in ("EtwConsumer", "EtwRegistration"):
+        return None  # unnamed objects
     return handle.name.rpartition("\\")[2]
 
 
@@ -53,6 +53,16 @@ def test_kernel_backend_reads_every_handle_the_builder_wrote(build, winimage):
     consumers = {h.name: h.logger_id for h in svchost.handles if h.type_name == "EtwConsumer"}
     running = {lg["name"]: lg["logger_id"] for lg in manifest.etw["loggers"] if lg["silo"] == "host"}
     assert consumers == {name: running[name] for name in consumers} and "EventLog-Security" in consumers
+    wmi = manifest.process("WmiPrvSE.exe")
+    registered = {
+        (p["guid"], r["address"])
+        for p in manifest.etw["providers"]
+        for r in p["registrations"]
+        if r["process"] == wmi.eprocess
+    }
+    held = {(h.name, h.obj) for h in wmi.handles if h.type_name == "EtwRegistration"}
+    assert held == registered
+    assert "{1418EF04-B0B4-4623-BF7E-D74AB47BBDAA}" in {name for name, _ in held}  # WMI-Activity
 
 
 def test_volatility_and_wmi_handles_agree_with_the_manifest(winimage, symbol_cache):
