@@ -9,6 +9,8 @@ from fixtures.winimage import KERNEL_ISF_FILES
 from fixtures.winimage.kernel import BUILD_FACTS
 from tests.conftest import ISF_DIR, image_kernel, vol_json
 from wmiforensics.backends.handles import process_handles, walker_for
+from wmiforensics.engine.facts import HandleFact
+from wmiforensics.vol.inspection import image_handle_rows
 
 IMAGE_BUILDS = sorted(set(KERNEL_ISF_FILES) & set(BUILD_FACTS))
 
@@ -84,9 +86,16 @@ def test_volatility_and_wmi_handles_agree_with_the_manifest(winimage, symbol_cac
         (r["PID"], r["Process"], r["Handle"], r["Type"], r["Name"], r["GrantedAccess"]) for r in ours
     ] == [(wmi.pid, "WmiPrvSE.exe", h.handle, h.type_name, h.name, h.access) for h in wmi.handles]
     assert "\\BaseNamedObjects\\WBEM_ESS_OPEN_FOR_BUSINESS" in {r["Name"] for r in ours}
-    pipes = vol_json(path, "wmi.handles", "--type", "File", symbols=symbol_cache)
-    assert "\\Device\\NamedPipe\\epmapper" in {r["Name"] for r in pipes}
-    assert {r["Type"] for r in pipes} == {"File"}
+    svchost = manifest.process("svchost.exe")
+    facts = [
+        (
+            svchost.pid,
+            "svchost.exe",
+            [HandleFact(h.handle, h.type_name, h.name, h.access) for h in svchost.handles],
+        )
+    ]
+    pipes = [row[1] for row in image_handle_rows(facts, type_filter="file")]
+    assert [(row[3], row[4]) for row in pipes] == [("File", "\\Device\\NamedPipe\\epmapper")]
 
 
 def test_damaged_handle_tables_are_noted_not_raised(winimage):
