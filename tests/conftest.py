@@ -79,3 +79,46 @@ def symbol_cache(tmp_path_factory) -> Path:
     if not (ISF_DIR / "windows" / "ntkrnlmp.pdb").is_dir():
         pytest.skip(f"ntoskrnl ISFs not found in {ISF_DIR}")
     return tmp_path_factory.mktemp("symbol-cache")
+
+
+@pytest.fixture(scope="session")
+def winimage(tmp_path_factory):
+    """``winimage(build, etw=None)`` -> (path, manifest): each synthetic image is built once per session."""
+    from fixtures.winimage import build_image
+
+    built: dict = {}
+    folder = tmp_path_factory.mktemp("winimages")
+
+    def get(build: int, etw: Optional[str] = None):
+        key = (build, etw)
+        if key not in built:
+            path = folder / f"{build}-{etw or 'plain'}.raw"
+            built[key] = (path, build_image(build, out_path=path, etw=etw, size=64 << 20))
+        return built[key]
+
+    return get
+
+
+def image_kernel(path: Path, manifest, isf_url: Optional[str] = None):
+    """(context, kernel module name) over a synthetic image the way Volatility presents it: its own
+    Intel32e layer over the raw file and the kernel at the 48-bit-masked base its automagic reports."""
+    from volatility3.framework import contexts
+    from volatility3.framework.layers.intel import WindowsIntel32e
+    from volatility3.framework.layers.physical import FileLayer
+    from volatility3.framework.symbols.windows import WindowsKernelIntermedSymbols
+
+    from fixtures.etw import kernel_isf_url
+
+    context = contexts.Context()
+    context.config["raw.location"] = path.as_uri()
+    context.add_layer(FileLayer(context, "raw", "raw"))
+    context.config["virtual.memory_layer"] = "raw"
+    context.config["virtual.page_map_offset"] = manifest.dtb
+    layer = WindowsIntel32e(context, "virtual", "virtual")
+    context.add_layer(layer)
+    url = isf_url or kernel_isf_url(manifest.build)
+    context.symbol_space.append(
+        WindowsKernelIntermedSymbols(context, "nt", "nt", isf_url=url, validate=False)
+    )
+    module = context.module("nt", "virtual", offset=manifest.kernel_base & layer.maximum_address)
+    return context, module.name

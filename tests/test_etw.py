@@ -157,6 +157,11 @@ def test_plugins_on_a_full_image(tampered_image, symbol_cache):
     loggers = vol_json(image, "wmi.etwloggers", symbols=symbol_cache)
     written = {(record.slot, record.name) for record in manifest.loggers if record.in_slot}
     assert {(row["Slot"], row["Name"]) for row in loggers} == written
+    svchost = f"svchost.exe ({image_manifest.process('svchost.exe').pid})"
+    consumed = {
+        h.logger_id for h in image_manifest.process("svchost.exe").handles if h.type_name == "EtwConsumer"
+    }
+    assert consumed and {row["Slot"] for row in loggers if row["Consumers"] == svchost} == consumed
     providers = vol_json(image, "wmi.etwproviders", symbols=symbol_cache)
     wmi = [
         row for row in providers if row["Name"] == "Microsoft-Windows-WMI-Activity" and row["Silo"] == "host"

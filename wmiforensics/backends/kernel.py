@@ -30,6 +30,7 @@ from ..engine.facts import (
 from ..minidump import constants
 from . import vads
 from .bounds import USER_LIMIT_32, USER_LIMIT_64, normalise_modules, normalise_regions
+from .handles import process_handles
 from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
 
 vollog = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def facts_from_process(view: KernelView, proc, all_processes: Optional[List] = N
         regions=normalise_regions(regions, limit, notes, "VAD tree"),
         modules=normalise_modules(_modules(proc, notes, damaged, wow64), limit, notes, "PEB loader lists"),
         threads=_threads(view, proc, notes, native_stack=not wow64),
-        handles=[],
+        handles=process_handles(context, view.module_name, proc, notes),
         read=read,
         source="kernel",
         has_region_list=True,

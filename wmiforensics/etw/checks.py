@@ -39,11 +39,41 @@ def _finding(
 
 
 def check_silo(reader: EtwReader, silo: SiloEtw, *, host: bool) -> Iterator[Finding]:
+    if silo.layout_mismatch:
+        # Read through the wrong layout every other check would only describe the misreading.
+        yield _finding(
+            "symbol_table_mismatch",
+            Severity.MEDIUM,
+            silo,
+            silo.address,
+            silo.layout_mismatch,
+            [f"_ETW_SILODRIVERSTATE 0x{silo.address or 0:x}", f"slots: {silo.slots_source}"],
+            Confidence.MEDIUM,
+        )
+        return
     yield from _slot_checks(reader, silo)
     yield from _max_logger_checks(silo)
     if host:
         yield from _expected_sessions(silo, defender_expected=silo.address is not None)
     yield from _provider_checks(silo)
+    yield from _consumer_checks(silo)
+
+
+def _consumer_checks(silo: SiloEtw) -> Iterator[Finding]:
+    """A real-time security session nobody consumes records events no one ever receives."""
+    for logger in silo.loggers:
+        mode = logger.fields.get("LoggerMode")
+        real_time = isinstance(mode, int) and bool(mode & knowledge.REAL_TIME_MODE)
+        if logger.consumers == [] and real_time and logger.name.casefold() in knowledge.SECURITY_SESSIONS:
+            yield _finding(
+                "security_session_unconsumed",
+                Severity.HIGH,
+                silo,
+                logger.address,
+                f"{logger.name} is a real-time session but no process holds an EtwConsumer handle on it: "
+                "its events reach no event log (the EventLog service's consumer was closed or killed)",
+                [f"context 0x{logger.address:x}, LoggerId {logger.fields.get('LoggerId')}"],
+            )
 
 
 def _slot_checks(reader: EtwReader, silo: SiloEtw) -> Iterator[Finding]:

@@ -41,6 +41,7 @@ EXPECTED_SESSIONS: Dict[str, str] = {
     "DefenderAuditLogger": "it is Microsoft Defender's audit logger, a Threat-Intelligence consumer",
 }
 
+#: evntrace.h "Logger Mode flags" (Windows SDK 10.0.22621), by value.
 LOGGER_MODE_FLAGS = {
     0x00000001: "FILE_MODE_SEQUENTIAL",
     0x00000002: "FILE_MODE_CIRCULAR",
@@ -59,17 +60,20 @@ LOGGER_MODE_FLAGS = {
     0x00008000: "USE_LOCAL_SEQUENCE",
     0x00010000: "RELOG_MODE",
     0x00020000: "PRIVATE_IN_PROC",
-    0x00080000: "MODE_RESERVED",
-    0x00100000: "NO_PER_PROCESSOR_BUFFERING",
-    0x00200000: "SYSTEM_LOGGER_MODE",
-    0x00400000: "ADDTO_TRIAGE_DUMP",
-    0x00800000: "STOP_ON_HYBRID_SHUTDOWN",
-    0x01000000: "PERSIST_ON_HYBRID_SHUTDOWN",
-    0x02000000: "INDEPENDENT_SESSION_MODE",
+    0x00100000: "MODE_RESERVED",
+    0x00400000: "STOP_ON_HYBRID_SHUTDOWN",
+    0x00800000: "PERSIST_ON_HYBRID_SHUTDOWN",
+    0x01000000: "USE_PAGED_MEMORY",
+    0x02000000: "SYSTEM_LOGGER_MODE",
     0x04000000: "COMPRESSED_MODE",
-    0x08000000: "USE_PAGED_MEMORY",
-    0x10000000: "INDEPENDENT_SESSION_MODE (legacy)",
+    0x08000000: "INDEPENDENT_SESSION_MODE",
+    0x10000000: "NO_PER_PROCESSOR_BUFFERING",
+    0x80000000: "ADDTO_TRIAGE_DUMP",
 }
+
+REAL_TIME_MODE = 0x00000100
+#: Real-time sessions whose only purpose is a consumer (casefolded names).
+SECURITY_SESSIONS = frozenset({"eventlog-security"})
 
 #: ETW clock types a WNODE/ClockType may name (evntrace.h: 1 QPC, 2 system time, 3 CPU cycle counter).
 CLOCK_TYPES = {0: "default", 1: "QPC", 2: "system time", 3: "CPU cycle counter"}

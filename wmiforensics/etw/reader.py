@@ -17,6 +17,7 @@ Every count is bounded and every pointer is checked before it is followed.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -28,10 +29,18 @@ from ..errors import InputError
 from . import knowledge
 
 FREE_SLOT = 1
-MAX_LOGGERS_READ = 4096
+#: The kernel clamps MaxLoggers to 32..256; more slots than that are never read.
+MAX_LOGGERS_READ = 256
 MAX_LIST_ENTRIES = 4096
 MAX_JOBS = 65_536
 HASH_BUCKETS = 64
+#: Fewer implausible logger contexts than this are tampering, not a symbol table of another patch level.
+MISFIT_MINIMUM = 3
+#: How far (bytes, either way) the logger array is looked for when the symbol table does not fit.
+MISFIT_SEARCH = 0x40
+MAX_NAME_CHARS = 256
+#: Notes about damaged lists kept per silo (the rest are counted).
+MAX_WALK_NOTES = 20
 
 
 @dataclass
@@ -41,6 +50,8 @@ class Logger:
     address: int
     fields: Dict[str, object] = field(default_factory=dict)
     problem: Optional[str] = None
+    #: Processes holding an EtwConsumer handle on this logger; None when handle tables were not read.
+    consumers: Optional[List[str]] = None
 
     @property
     def name(self) -> str:
@@ -88,11 +99,13 @@ class SiloEtw:
     providers: List[Provider]
     notes: List[str] = field(default_factory=list)
     max_loggers_address: Optional[int] = None
+    #: Why the symbol table does not fit this kernel (loggers and providers are then left out).
+    layout_mismatch: Optional[str] = None
 
     @property
     def providers_damaged(self) -> bool:
         """The GUID hash table walk was cut or looped: provider findings rest on a damaged list."""
-        return any(note.startswith("EtwpGuidHashTable is damaged") for note in self.notes)
+        return any(note.startswith("GUID list ") for note in self.notes)
 
 
 class EtwReader:
@@ -104,6 +117,8 @@ class EtwReader:
         self.pointer_size = self.kernel.get_type("pointer").size
         self.kernel_floor = 0xFFFF800000000000 if self.pointer_size == 8 else 0x80000000
         self._image_range: Optional[Tuple[int, int]] = None
+        #: What list walks lost (cycles, garbage links, bounds), collected for the silo being read.
+        self._walk_notes: List[str] = []
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -124,6 +139,12 @@ class EtwReader:
 
     def is_kernel_address(self, value: int) -> bool:
         return value >= self.kernel_floor and value < (1 << (8 * self.pointer_size))
+
+    def canonical(self, address: int) -> int:
+        """``address`` as the kernel stores it: Volatility hands out 48-bit-masked offsets on x64."""
+        if self.pointer_size == 8 and address & (1 << 47):
+            return address | 0xFFFF_0000_0000_0000
+        return address
 
     def readable(self, address: int, length: int = 1) -> bool:
         return self.layer.is_valid(address, length)
@@ -156,11 +177,18 @@ class EtwReader:
             return [self._legacy_globals()]
         found: List[SiloEtw] = []
         host = self._host_state()
+        servers = list(self._server_silo_states())
+        job_notes = self._take_walk_notes()  # the job list's damage belongs to no silo: the host shows it
         if host is not None:
             found.append(self._silo("host", host))
-        for label, state in self._server_silo_states():
-            if state != host:
-                found.append(self._silo(label, state))
+        read = {host}
+        for label, state in servers:
+            if state in read:  # two jobs (or a looping job list) naming one state: read it once
+                continue
+            read.add(state)
+            found.append(self._silo(label, state))
+        if found:
+            found[0].notes.extend(job_notes)
         return found
 
     def _host_state(self) -> Optional[int]:
@@ -186,7 +214,7 @@ class EtwReader:
         state_offset = self.member_offset("_ESERVERSILO_GLOBALS", "EtwSiloState")
         if None in (links, globals_offset, state_offset):
             return
-        for job in self._walk_list(self.symbol_address("PspJobList"), links, MAX_JOBS):
+        for job in self._walk_list(self.symbol_address("PspJobList"), links, MAX_JOBS, "PspJobList"):
             globals_address = self.read_pointer(job + globals_offset)
             if not globals_address or not self.is_kernel_address(globals_address):
                 continue
@@ -194,27 +222,40 @@ class EtwReader:
             if state and self.is_kernel_address(state) and self.readable(state):
                 yield f"server silo (job 0x{job:x})", state
 
-    def _walk_list(
-        self, head: int, link_offset: int, limit: int, cut: Optional[List[str]] = None
-    ) -> Iterator[int]:
+    def _walk_list(self, head: int, link_offset: int, limit: int, what: str = "list") -> Iterator[int]:
         """Containing-record addresses of a LIST_ENTRY chain, with loop and length bounds.
 
-        A walk that ends anywhere but back at ``head`` (a loop into the middle, the bound, a
-        pointer out of kernel space) is described in ``cut`` when the caller passes a list.
+        A walk that ends anywhere but back at its head (a loop into the middle, a link outside the
+        kernel or unreadable, more entries than ``limit``) leaves a note of what was lost.
         """
         seen = {head}
         cursor = self.read_pointer(head)
-        while cursor and cursor not in seen and len(seen) <= limit:
-            seen.add(cursor)
-            if not self.is_kernel_address(cursor):
-                if cut is not None:
-                    cut.append(f"the list at 0x{head:x} leaves kernel space (0x{cursor:x})")
+        count = 0
+        while cursor and cursor != head:
+            problem = None
+            if cursor in seen:
+                problem = f"loops back to 0x{cursor:x}"
+            elif count >= limit:
+                problem = f"has more than {limit} entries"
+            elif not self.is_kernel_address(cursor):
+                problem = f"links to 0x{cursor:x}, not a kernel address"
+            if problem:
+                self._walk_notes.append(
+                    f"{what} at 0x{head:x} {problem} after {count} entries; the walk stopped"
+                )
                 return
+            seen.add(cursor)
+            count += 1
             yield cursor - link_offset
             cursor = self.read_pointer(cursor)
-        if cut is not None and cursor and cursor != head:
-            why = "loops back" if cursor in seen else f"passes {limit:,} entries"
-            cut.append(f"the list at 0x{head:x} {why} before returning to its head")
+        if cursor is None:
+            self._walk_notes.append(f"{what} at 0x{head:x}: a link after {count} entries cannot be read")
+
+    def _take_walk_notes(self) -> List[str]:
+        notes, self._walk_notes = self._walk_notes, []
+        if len(notes) > MAX_WALK_NOTES:
+            notes = notes[:MAX_WALK_NOTES] + [f"{len(notes) - MAX_WALK_NOTES} more damaged lists not shown"]
+        return notes
 
     def _silo(self, label: str, address: int) -> SiloEtw:
         state = self.object("_ETW_SILODRIVERSTATE", address)
@@ -244,7 +285,7 @@ class EtwReader:
             state.vol.members["EtwpGuidHashTable"][0] if state.has_member("EtwpGuidHashTable") else None
         )
         providers = (
-            self._providers(address + hash_offset, self.kernel.get_type("_ETW_HASH_BUCKET").size, notes)
+            self._providers(address + hash_offset, self.kernel.get_type("_ETW_HASH_BUCKET").size)
             if (hash_offset is not None and self.has_type("_ETW_HASH_BUCKET"))
             else []
         )
@@ -253,7 +294,7 @@ class EtwReader:
             if (max_loggers is not None)
             else None
         )
-        return SiloEtw(
+        silo = SiloEtw(
             label,
             address,
             fields,
@@ -261,18 +302,19 @@ class EtwReader:
             source,
             self._loggers(base, count),
             providers,
-            notes,
+            notes + self._take_walk_notes(),
             max_address,
         )
+        self._check_fit(silo, state)
+        return silo
 
     def _legacy_globals(self) -> SiloEtw:
         """Windows 7/8.1: untyped globals (64 slot pointers; 64 buckets of three list heads + a lock)."""
         slots = self.symbol_address("WmipLoggerContext")
         list_entry = self.kernel.get_type("_LIST_ENTRY").size
         stride = 3 * list_entry + self.pointer_size
-        notes: List[str] = []
-        providers = self._providers(self.symbol_address("EtwpGuidHashTable"), stride, notes)
-        return SiloEtw(
+        providers = self._providers(self.symbol_address("EtwpGuidHashTable"), stride)
+        silo = SiloEtw(
             "host (global state)",
             None,
             [],
@@ -280,8 +322,96 @@ class EtwReader:
             "global WmipLoggerContext[64]",
             self._loggers(slots, 64),
             providers,
-            notes,
+            self._take_walk_notes(),
         )
+        self._check_fit(silo, None)
+        return silo
+
+    # -- does the symbol table fit the kernel? ------------------------------------------------------
+
+    def _check_fit(self, silo: SiloEtw, state) -> None:
+        """Refuse to list loggers and providers read through an ISF of another patch level.
+
+        A patch level can move ``_ETW_SILODRIVERSTATE`` members (17763/18362 RTM vs late patches: 0x18
+        bytes); read through the wrong table, hash-bucket heads pass for logger slots. Real contexts sit
+        in the slot of their own LoggerId and carry a readable name; real providers hash to their bucket.
+        Both failing, or slots that hold plausible contexts a few bytes off, name a mismatch; damage of
+        one kind alone is left to the tamper checks (an attacker can overwrite many slots).
+        """
+        readable = [logger for logger in silo.loggers if not logger.problem]
+        wrong = [logger for logger in readable if not _plausible_logger(logger)]
+        misplaced = [p for p in silo.providers if p.bucket != _guid_bucket(p.guid)]
+        bad_loggers = len(wrong) >= MISFIT_MINIMUM and len(wrong) > len(readable) - len(wrong)
+        bad_providers = len(misplaced) >= MISFIT_MINIMUM and 2 * len(misplaced) > len(silo.providers)
+        if not (bad_loggers or bad_providers):
+            return
+        evidence = []
+        if bad_loggers:
+            evidence.append(
+                f"{len(wrong)} of {len(readable)} logger contexts have a LoggerId other than their slot or "
+                "no readable name"
+            )
+        if bad_providers:
+            evidence.append(
+                f"{len(misplaced)} of {len(silo.providers)} providers sit in a bucket their GUID "
+                "does not hash to"
+            )
+        shift = self._find_logger_array_shift(silo, state)
+        if not shift and not (bad_loggers and bad_providers):
+            return  # one kind of damage, no layout that explains it: tampering, which the checks report
+        where = (
+            f"; the logger array is found {abs(shift):#x} bytes {'after' if shift > 0 else 'before'} where "
+            "the symbol table puts it, as members move between patch levels"
+            if shift
+            else ""
+        )
+        silo.layout_mismatch = (
+            f"the symbol table {self._table_identity()} does not fit this kernel ({self._build_lab()}): "
+            f"{' and '.join(evidence)}{where}. It probably comes from another patch level of the same "
+            "build; loggers and providers of this silo are not listed. Use the ISF made from this "
+            "kernel's own PDB (GUID and age)."
+        )
+        silo.notes.append(silo.layout_mismatch)
+        silo.loggers, silo.providers = [], []
+
+    def _find_logger_array_shift(self, silo: SiloEtw, state) -> int:
+        """The member shift (bytes) at which the slots hold plausible contexts, or 0 if none does."""
+        if silo.address is None:
+            return 0
+        pointer = state.has_member("EtwpLoggerContext")
+        member = "EtwpLoggerContext" if pointer else "WmipLoggerContext"
+        if not state.has_member(member):
+            return 0
+        offset = state.vol.members[member][0]
+        for step in range(8, MISFIT_SEARCH + 1, 8):
+            for shift in (-step, step):
+                if pointer:
+                    base = self.read_pointer(silo.address + offset + shift) or 0
+                    if not self.is_kernel_address(base):
+                        continue
+                else:
+                    base = silo.address + offset + shift
+                found = [logger for logger in self._loggers(base, 64) if not logger.problem]
+                if found and all(_plausible_logger(logger) for logger in found):
+                    return shift
+        return 0
+
+    def _table_identity(self) -> str:
+        with contextlib.suppress(AttributeError, KeyError, TypeError):
+            metadata = self.context.symbol_space[self.table].metadata
+            if metadata.pdb_guid:
+                return f"{metadata.pdb_guid}-{metadata.pdb_age}"
+        return self.table
+
+    def _build_lab(self) -> str:
+        """The kernel's own NtBuildLab string: which build and branch it says it is."""
+        if self.has_symbol("NtBuildLab"):
+            with contextlib.suppress(exceptions.InvalidAddressException):
+                raw = self.layer.read(self.symbol_address("NtBuildLab"), 80).split(b"\x00")[0]
+                text = raw.decode("ascii", "replace")
+                if text and text.isprintable():
+                    return f"NtBuildLab {text!r}"
+        return "its NtBuildLab is unreadable"
 
     def _scalar_fields(self, obj, address: int) -> Iterator[Tuple[int, str, str, object]]:
         """(offset, member, type, value) for every member a ``dt`` would print as one value."""
@@ -348,7 +478,10 @@ class EtwReader:
             with contextlib.suppress(AttributeError, exceptions.InvalidAddressException, TypeError):
                 if context.has_member(name):
                     text = getattr(context, name).get_string()
-                    fields[name] = str(text) if isinstance(text, str) else ""
+                    raw = str(text) if isinstance(text, str) else ""
+                    fields[name] = display_text(raw)
+                    if name == "LoggerName":
+                        fields["LoggerNameIsText"] = 0 < len(raw) <= MAX_NAME_CHARS and raw.isprintable()
         with contextlib.suppress(AttributeError, exceptions.InvalidAddressException):
             if context.has_member("InstanceGuid"):
                 fields["InstanceGuid"] = _guid_text(self.layer.read(context.InstanceGuid.vol.offset, 16))
@@ -363,9 +496,10 @@ class EtwReader:
         if self._image_range is None:
             from ..engine import pe
 
-            base = self.kernel.offset
+            # canonical, as the raw pointers compared with this range are (GetCpuClock, LoggerThread)
+            base = self.canonical(self.kernel.offset)
             try:
-                header = pe.parse_headers(self.layer.read(base, 0x1000), base)
+                header = pe.parse_headers(self.layer.read(self.kernel.offset, 0x1000), base)
             except exceptions.InvalidAddressException:
                 header = None
             if header:
@@ -391,33 +525,23 @@ class EtwReader:
 
     # -- providers --------------------------------------------------------------------------------
 
-    def _providers(self, table: int, stride: int, notes: List[str]) -> List[Provider]:
-        """Every GUID entry once, however the buckets are linked; damage is noted in ``notes``."""
+    def _providers(self, table: int, stride: int) -> List[Provider]:
         list_entry = self.kernel.get_type("_LIST_ENTRY").size
         links = self.member_offset("_ETW_GUID_ENTRY", "GuidList") or 0
         providers: List[Provider] = []
-        reported: set = set()
-        cut: List[str] = []
-        repeated = 0
+        listed = set()
         for bucket in range(HASH_BUCKETS):
             for list_index, list_name in enumerate(knowledge.GUID_LISTS):
                 head = table + bucket * stride + list_index * list_entry
-                for entry in self._walk_list(head, links, MAX_LIST_ENTRIES, cut):
-                    if entry in reported:
-                        repeated += 1
-                        continue
-                    reported.add(entry)
+                what = f"GUID list {bucket}/{list_name}"
+                for entry in self._walk_list(head, links, MAX_LIST_ENTRIES, what):
+                    if entry in listed:  # a link into another bucket's chain: listed (and checked) once
+                        self._walk_notes.append(f"{what} reaches _ETW_GUID_ENTRY 0x{entry:x} listed before")
+                        break
+                    listed.add(entry)
                     provider = self._provider(entry, bucket, list_name)
                     if provider is not None:
                         providers.append(provider)
-        if cut or repeated:
-            details = "; ".join(cut[:3]) + (f"; ... ({len(cut)} lists)" if len(cut) > 3 else "")
-            again = f"{repeated:,} entries reached again from another list were skipped" if repeated else ""
-            notes.append(
-                "EtwpGuidHashTable is damaged: "
-                + "; ".join(part for part in (details, again) if part)
-                + "; provider findings have lower confidence"
-            )
         return providers
 
     def _provider(self, address: int, bucket: int, list_name: str) -> Optional[Provider]:
@@ -448,7 +572,8 @@ class EtwReader:
         found: List[Registration] = []
         head = entry_address + (self.member_offset("_ETW_GUID_ENTRY", "RegListHead") or 0)
         links = self.member_offset("_ETW_REG_ENTRY", "RegList") or 0
-        for address in self._walk_list(head, links, MAX_LIST_ENTRIES):
+        what = f"RegListHead of _ETW_GUID_ENTRY 0x{entry_address:x}"
+        for address in self._walk_list(head, links, MAX_LIST_ENTRIES, what):
             owner, kernel = "kernel", True
             with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
                 reg = self.object("_ETW_REG_ENTRY", address)
@@ -460,10 +585,32 @@ class EtwReader:
                 user = bool(flags & 0x2) or (process and not flags & 0x1)
                 if user and process and self.is_kernel_address(process):
                     eprocess = self.object("_EPROCESS", process)
-                    name = utility.array_to_string(eprocess.ImageFileName)
+                    name = display_text(utility.array_to_string(eprocess.ImageFileName))
                     owner, kernel = f"{name} ({int(eprocess.UniqueProcessId)})", False
             found.append(Registration(address, owner, kernel))
         return found
+
+
+def _plausible_logger(logger: Logger) -> bool:
+    return logger.fields.get("LoggerId") == logger.slot and bool(logger.fields.get("LoggerNameIsText"))
+
+
+def display_text(text: str, limit: int = 4 * MAX_NAME_CHARS) -> str:
+    """A string from kernel memory made safe to print: control characters escaped, length capped."""
+    shown = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text[:limit]
+    )
+    return shown + ("..." if len(text) > limit else "")
+
+
+def _guid_bucket(guid: str) -> int:
+    """EtwpGuidHashTable index: XOR of the GUID's four little-endian dwords, low six bits."""
+    try:
+        raw = uuid.UUID(guid).bytes_le
+    except ValueError:
+        return -1
+    words = [int.from_bytes(raw[i : i + 4], "little") for i in range(0, 16, 4)]
+    return (words[0] ^ words[1] ^ words[2] ^ words[3]) % HASH_BUCKETS
 
 
 def _enable_info(info) -> Dict[str, int]:

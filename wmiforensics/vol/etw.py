@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from volatility3.framework import renderers
 from volatility3.framework.renderers import format_hints
@@ -56,6 +56,7 @@ LOGGER_COLUMNS = [
     ("NumberOfBuffers", int),
     ("EventsLost", int),
     ("LoggerThread", format_hints.Hex),
+    ("Consumers", str),
     ("Clock", str),
     ("StartTime", datetime.datetime),
     ("Problem", str),
@@ -101,6 +102,7 @@ def logger_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
                     _int(fields, "NumberOfBuffers"),
                     _int(fields, "EventsLost"),
                     hex_or_na(fields.get("LoggerThread")),
+                    "-" if logger.consumers is None else (", ".join(logger.consumers) or "none"),
                     _clock(fields),
                     start if start else renderers.NotAvailableValue(),
                     logger.problem or "-",
@@ -178,3 +180,29 @@ def tamper_rows(findings: List[Finding]) -> Iterator[tuple]:
                 "; ".join(finding.evidence) or "-",
             ),
         )
+
+
+def attach_consumers(context, module_name: str, silos: List[SiloEtw]) -> None:
+    """Which processes hold an EtwConsumer handle on each logger (from every process's handle table).
+
+    Left unknown (None) when no EtwConsumer handle is found anywhere: handle tables paged out or
+    unreadable say nothing about consumers."""
+    from ..backends import handles
+    from ..backends import kernel as kernel_backend
+
+    walker = handles.walker_for(context, module_name)
+    found: Dict[Tuple[Optional[int], int], List[str]] = {}
+    notes: List[str] = []
+    for proc in kernel_backend.list_processes(kernel_backend.KernelView(context, module_name)):
+        owner = f"{kernel_backend.process_name(proc)} ({int(proc.UniqueProcessId)})"
+        for logger_id, silo_state in walker.consumers(proc, notes):
+            found.setdefault((silo_state, logger_id), []).append(owner)
+    if not found:
+        return
+    for index, silo in enumerate(silos):
+        for logger in silo.loggers:
+            logger_id = logger.fields.get("LoggerId", logger.slot)
+            owners = list(found.get((silo.address, logger_id), []))
+            if index == 0:  # consumers without a silo state belong to the host
+                owners += found.get((None, logger_id), [])
+            logger.consumers = owners

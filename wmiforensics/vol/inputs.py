@@ -13,7 +13,7 @@ import contextlib
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from volatility3.framework import exceptions, interfaces
 from volatility3.framework.configuration import requirements
@@ -202,6 +202,31 @@ def _missing_symbols_message(context, layer) -> str:
     )
 
 
+def choose_processes(
+    view,
+    *,
+    pids: Optional[List[int]],
+    names: Optional[List[str]],
+    default_names: List[str],
+    every_process: bool = False,
+    extra=None,
+) -> Tuple[List, List]:
+    """(every process, the selected ones) of a full image; an :class:`InputError` if none matches."""
+    processes = kernel_backend.list_processes(view)
+    if every_process:
+        chosen = processes
+    else:
+        chosen = list(kernel_backend.select(processes, pids, names or ([] if pids else default_names)))
+        if extra is not None and not pids and not names:
+            chosen += [proc for proc in processes if extra(view, proc) and proc not in chosen]
+    if not chosen:
+        wanted = ", ".join([*(str(pid) for pid in pids or []), *(names or ([] if pids else default_names))])
+        raise InputError(
+            f"no process matches {wanted}; processes in this image: {kernel_backend.inventory(processes)}"
+        )
+    return processes, chosen
+
+
 def facts_for(
     context: interfaces.context.ContextInterface,
     source: Input,
@@ -216,18 +241,14 @@ def facts_for(
     if isinstance(source, Minidump):
         yield facts_from_minidump(source)
         return
-    processes = kernel_backend.list_processes(source.view)
-    if every_process:
-        chosen = processes
-    else:
-        chosen = list(kernel_backend.select(processes, pids, names or ([] if pids else default_names)))
-        if extra is not None and not pids and not names:
-            chosen += [proc for proc in processes if extra(source.view, proc) and proc not in chosen]
-    if not chosen:
-        wanted = ", ".join([*(str(pid) for pid in pids or []), *(names or ([] if pids else default_names))])
-        raise InputError(
-            f"no process matches {wanted}; processes in this image: {kernel_backend.inventory(processes)}"
-        )
+    processes, chosen = choose_processes(
+        source.view,
+        pids=pids,
+        names=names,
+        default_names=default_names,
+        every_process=every_process,
+        extra=extra,
+    )
     for proc in chosen:
         try:
             yield kernel_backend.facts_from_process(source.view, proc, processes)

@@ -298,6 +298,8 @@ def thread_rows(dump: Minidump) -> Iterator[tuple]:
 
 
 HANDLE_COLUMNS = [
+    ("PID", int),
+    ("Process", str),
     ("Handle", format_hints.Hex),
     ("Type", str),
     ("Name", str),
@@ -311,12 +313,16 @@ HANDLE_COLUMNS = [
 def handle_rows(dump: Minidump, type_filter: Optional[str] = None) -> Iterator[tuple]:
     """HandleData entries; a named pipe shows as type File, name ``\\Device\\NamedPipe\\...``."""
     wanted = type_filter.lower() if type_filter else None
+    pid = dump.process_id
+    process = dump.modules[0].path.replace("/", "\\").rpartition("\\")[2] if dump.modules else None
     for handle in dump.handles:
         if wanted and (handle.type_name or "").lower() != wanted:
             continue
         yield (
             0,
             (
+                pid if pid is not None else renderers.NotAvailableValue(),
+                text_or_na(process),
                 format_hints.Hex(handle.handle),
                 text_or_na(handle.type_name),
                 text_or_na(handle.object_name),
@@ -326,3 +332,27 @@ def handle_rows(dump: Minidump, type_filter: Optional[str] = None) -> Iterator[t
                 handle.pointer_count,
             ),
         )
+
+
+def image_handle_rows(processes, type_filter: Optional[str] = None) -> Iterator[tuple]:
+    """Handles of full-image processes: ``processes`` yields (pid, name, [HandleFact])."""
+    wanted = type_filter.lower() if type_filter else None
+    absent = renderers.NotAvailableValue
+    for pid, name, handles in processes:
+        for handle in handles:
+            if wanted and (handle.type_name or "").lower() != wanted:
+                continue
+            yield (
+                0,
+                (
+                    pid,
+                    text_or_na(name),
+                    format_hints.Hex(handle.handle),
+                    text_or_na(handle.type_name),
+                    text_or_na(handle.object_name),
+                    format_hints.Hex(handle.granted_access),
+                    absent(),
+                    absent(),
+                    absent(),
+                ),
+            )

@@ -6,6 +6,7 @@ plugin, so each concrete plugin combines one of these with ``PluginInterface``.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, ClassVar, Iterator, List, Optional
 
 from volatility3.framework import renderers
@@ -33,6 +34,9 @@ def min_severity_requirement(what: str) -> requirements.ChoiceRequirement:
 
 def dump_requirement(description: str) -> requirements.BooleanRequirement:
     return requirements.BooleanRequirement(name="dump", description=description, default=False, optional=True)
+
+
+vollog = logging.getLogger(__name__)
 
 
 class MinidumpTable:
@@ -170,12 +174,15 @@ class EtwTable(KernelOnly):
 
     def _generator(self):
         from ..etw.reader import EtwReader
+        from .etw import attach_consumers
 
-        reader = EtwReader(self.context, self.kernel_module_name())
+        module_name = self.kernel_module_name()
+        reader = EtwReader(self.context, module_name)
         silos = reader.silos()
+        attach_consumers(self.context, module_name, silos)
         for silo in silos:
-            for note in silo.notes:
-                common.vollog.warning(common.escape_control(f"{silo.label}: {note}"))
+            for note in silo.notes:  # on stderr whatever the renderer: a table of nothing needs a reason
+                vollog.warning("%s", common.escape_control(f"{silo.label}: {note}"))
         yield from self.rows(reader, silos)
 
     def run(self) -> renderers.TreeGrid:
