@@ -526,22 +526,24 @@ def test_guid_bucket_cycle_reports_each_provider_once_with_a_note():
     from wmiforensics.etw import reader as etw_reader
 
     # Two buckets whose lists run into each other: bucket 0 -> A -> B -> (bucket 1's) C -> A ...
-    # and bucket 1 -> C -> A -> B -> C. Memory is a dict of 8-byte pointers.
+    # and bucket 1 -> C -> A -> B -> C. Memory is a dict of 8-byte pointers; other heads are empty.
     table, a, b, c_entry = 0xFFFF800000100000, 0xFFFF800000200000, 0xFFFF800000200100, 0xFFFF800000200200
     memory = {table: a, a: b, b: c_entry, c_entry: a, table + 48: c_entry}
     reader = object.__new__(etw_reader.EtwReader)
     reader.kernel = SimpleNamespace(get_type=lambda name: SimpleNamespace(size=16))
     reader.kernel_floor = 0xFFFF800000000000
     reader.pointer_size = 8
-    reader.read_pointer = memory.get
+    reader.read_pointer = lambda address: memory.get(address, address)  # other heads: empty lists
     reader.member_offset = lambda type_name, member: 0
     reader._provider = lambda entry, bucket, list_name: SimpleNamespace(guid_entry=entry, bucket=bucket)
     reader._walk_notes = []
     providers = reader._providers(table, 48)
     notes = reader._take_walk_notes()
     assert sorted(provider.guid_entry for provider in providers) == [a, b, c_entry]
-    assert notes and all(note.startswith("GUID list ") for note in notes)
-    assert any("listed before" in note for note in notes)
+    assert notes == [
+        f"GUID list 0/trace at 0x{table:x} loops back to 0x{a:x} after 3 entries; the walk stopped",
+        f"GUID list 1/trace reaches _ETW_GUID_ENTRY 0x{c_entry:x} listed before",
+    ]
     silo = etw_reader.SiloEtw("host", None, [], None, "", [], providers, notes)
     assert silo.providers_damaged
 

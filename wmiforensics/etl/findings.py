@@ -146,12 +146,11 @@ def _amsi(item: Located, content: bytes, rules) -> Iterator[Finding]:
         from ..yarascan.rules import RulePack
 
         rules = RulePack.from_directory()
-    for match in rules.compiled.match(data=content):
-        info = rules.info(match.rule)
+    for info, _strings in rules.matches(content):
         yield _finding(
             item,
             "amsi_yara_match",
             Severity.parse(info.severity),
-            f"AMSI scan content matches YARA rule {match.rule}: {info.description}",
-            [f"rule {match.rule}", f"content {len(content)} bytes", f"ATT&CK {info.mitre_attack or '-'}"],
+            f"AMSI scan content matches YARA rule {info.identifier}: {info.description}",
+            [f"rule {info.identifier}", f"content {len(content)} bytes", f"ATT&CK {info.mitre_attack or '-'}"],
         )
