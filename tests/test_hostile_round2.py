@@ -566,3 +566,58 @@ def test_executable_regions_without_captured_bytes_are_grouped():
     assert captured.start == start and "shellcode prologue" in " ".join(captured.evidence)
     assert grouped.reason.startswith("4,999 regions like this one (20,475,904 bytes)")
     assert grouped.confidence.name == "LOW" and "and 4,983 more" in grouped.evidence[0]
+
+
+# -- class 9: a huge MemoryInfoList costs at most the region budget --------------------------------
+
+
+def test_a_region_list_past_the_budget_keeps_captured_regions_and_says_what_was_skipped():
+    from wmiforensics.backends.minidump import MAX_DETAILED_REGIONS
+    from wmiforensics.engine import Severity, analyse
+
+    count, start, step = 100_000, 0x10000000, 0x10000
+    assert count > MAX_DETAILED_REGIONS
+    last = start + (count - 1) * step
+    entries = [private_entry(start + index * step, 0x1000) for index in range(count)]
+    data = dump_bytes(entries, [(start, 0x1000), (last, 0x1000)], [b"\xcc" * 0x2000])
+    facts = facts_from_minidump(open_dump(data))
+    # Only the budget becomes region facts: the captured region at the top comes first, the rest
+    # are the lowest addresses.
+    assert len(facts.regions) == MAX_DETAILED_REGIONS
+    assert facts.regions[-1].base == last
+    assert facts.regions[-2].base == start + (MAX_DETAILED_REGIONS - 2) * step
+    skipped = count - MAX_DETAILED_REGIONS
+    assert any(
+        f"declares {count:,} regions, more than the {MAX_DETAILED_REGIONS:,} examined" in note
+        and f"{skipped:,} regions were skipped, {skipped:,} of them executable and 0 with captured" in note
+        for note in facts.notes
+    )
+    findings = analyse(facts, min_severity=Severity.INFO).findings
+    examined = {finding.start for finding in findings if finding.kind == "exec_rwx"}
+    assert {start, last} <= examined  # both captured regions are still examined in full
+    grouped = [finding for finding in findings if "regions like this one" in finding.reason]
+    assert len(grouped) == 1 and grouped[0].reason.startswith(f"{MAX_DETAILED_REGIONS - 2:,} regions")
+
+
+def test_captured_positions_match_an_overlap_check_of_every_region():
+    from wmiforensics.backends.minidump import captured_positions, regions_within_budget
+    from wmiforensics.minidump.tables import MemoryInfoTable, SegmentTable
+
+    regions = [(0x1000, 0x1000), (0x3000, 0x2000), (0x5000, 0x1000), (0x8000, 0x1000), (0xA000, 0x3000)]
+    segments = [(0x1800, 0x100), (0x4000, 0x1800), (0x9000, 0x800), (0xC000, 0x10)]
+    table, spans = MemoryInfoTable(), SegmentTable()
+    for base, size in regions:
+        table.append(base, base, c.PAGE_READWRITE, size, c.MEM_COMMIT, c.PAGE_READWRITE, c.MEM_PRIVATE)
+    for segment_start, segment_size in segments:
+        spans.starts.append(segment_start)
+        spans.sizes.append(segment_size)
+    expected = [
+        index
+        for index, (base, size) in enumerate(regions)
+        if any(s < base + size and base < s + n for s, n in segments)
+    ]
+    got = [index for first, last in captured_positions(table, spans) for index in range(first, last)]
+    assert got == expected == [0, 1, 2, 4]
+    kept, note = regions_within_budget(table, spans, budget=4)
+    assert kept == [0, 1, 2, 4] and "5 regions, more than the 4" in note and "1 regions were skipped" in note
+    assert regions_within_budget(table, spans, budget=5) == (None, None)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ntpath
-from bisect import bisect_right
-from typing import Iterator, Tuple
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ..engine.facts import HandleFact, ModuleFact, ProcessFacts, RegionFact, ThreadFact
+from ..minidump import constants
 from ..minidump.reader import Minidump
+from ..minidump.tables import MemoryInfoTable, SegmentTable
 from .bounds import normalise_modules, normalise_regions, user_limit
 
 
@@ -27,28 +30,105 @@ def captured_spans(dump: Minidump):
     return present
 
 
+#: Most MemoryInfoList entries of one process turned into region facts and examined in detail.
+#: Real process dumps hold a few thousand regions; the format allows a million (1 << 20 at 48
+#: bytes each is a 48 MB file), and each examined region costs Python objects and detector work.
+#: Past the budget, regions with captured bytes are kept first (they are the only ones whose
+#: bytes can be examined), then the rest in address order; one note says what was skipped.
+MAX_DETAILED_REGIONS = 50_000
+#: How that note begins (plugins that print only some notes look for it).
+REGION_BUDGET_NOTE = "MemoryInfoList declares"
+
+
+def _region_facts(table: MemoryInfoTable, positions: Optional[Sequence[int]]) -> List[RegionFact]:
+    """Region facts straight from the table's columns (no intermediate MemoryInfo objects)."""
+    columns = (
+        table.bases,
+        table.sizes,
+        table.states,
+        table.protects,
+        table.allocation_bases,
+        table.allocation_protects,
+        table.types,
+    )
+    if positions is not None:
+        columns = tuple(map(column.__getitem__, positions) for column in columns)
+    return list(map(RegionFact, *columns))
+
+
+def captured_positions(table: MemoryInfoTable, segments: SegmentTable) -> List[Tuple[int, int]]:
+    """Ascending, disjoint table position ranges [first, last) of regions that hold captured bytes:
+    two bisects per segment, never a walk over every region. A region counts when a segment starts
+    inside it or it starts inside a segment (regions of a valid list do not overlap)."""
+    bases, sizes = table.bases, table.sizes
+    ranges: List[Tuple[int, int]] = []
+    claimed = 0
+    for start, size in zip(segments.starts, segments.sizes):
+        first = max(bisect_right(bases, start) - 1, claimed)
+        if first < len(bases) and bases[first] + sizes[first] <= start:
+            first += 1
+        last = bisect_left(bases, start + size)
+        if first >= last:
+            continue
+        if ranges and ranges[-1][1] == first:
+            ranges[-1] = (ranges[-1][0], last)
+        else:
+            ranges.append((first, last))
+        claimed = last
+    return ranges
+
+
+def _take(ranges: Sequence[Tuple[int, int]], wanted: int) -> List[int]:
+    """The first ``wanted`` positions of ``ranges``."""
+    taken: List[int] = []
+    for first, last in ranges:
+        taken.extend(range(first, min(last, first + wanted - len(taken))))
+        if len(taken) >= wanted:
+            break
+    return taken
+
+
+def regions_within_budget(
+    table: MemoryInfoTable, segments: SegmentTable, budget: int = MAX_DETAILED_REGIONS
+) -> Tuple[Optional[List[int]], Optional[str]]:
+    """Table positions to examine (None: all of them) and, past ``budget``, a note saying what was
+    skipped: regions with captured bytes first, then the others from the lowest address."""
+    count = len(table)
+    if count <= budget:
+        return None, None
+    captured = captured_positions(table, segments)
+    captured_count = sum(last - first for first, last in captured)
+    kept = _take(captured, budget)
+    bounds = [0, *(edge for pair in captured for edge in pair), count]
+    gaps = [(bounds[index], bounds[index + 1]) for index in range(0, len(bounds), 2)]
+    kept = sorted(kept + _take(gaps, budget - len(kept)))
+    protects = table.protects
+    skipped_protects = Counter(protects)
+    skipped_protects.subtract(map(protects.__getitem__, kept))
+    executable = sum(n for protect, n in skipped_protects.items() if constants.is_executable(protect))
+    note = (
+        f"{REGION_BUDGET_NOTE} {count:,} regions, more than the {budget:,} examined in detail per process "
+        f"(MAX_DETAILED_REGIONS): {count - len(kept):,} regions were skipped, {executable:,} of them "
+        f"executable and {max(captured_count - budget, 0):,} with captured bytes (regions with captured "
+        "bytes are kept first, then the lowest addresses); findings and scans cover only the regions kept"
+    )
+    return kept, note
+
+
 def facts_from_minidump(dump: Minidump) -> ProcessFacts:
     main = dump.main_module
     limit = user_limit(dump.address_bits)
     notes = []
+    positions, budget_note = regions_within_budget(dump.memory_info, dump.segments)
+    if budget_note:
+        notes.append(budget_note)
     facts = ProcessFacts(
         pid=dump.process_id,
         name=ntpath.basename(main.path) if main else dump.name,
         image_path=main.path if main else None,
         arch="x86" if dump.arch == "x86" or dump.is_wow64 else "x64",
         regions=normalise_regions(
-            [
-                RegionFact(
-                    info.base,
-                    info.size,
-                    info.state,
-                    info.protect,
-                    info.allocation_base,
-                    info.allocation_protect,
-                    info.type,
-                )
-                for info in dump.memory_info
-            ],
+            _region_facts(dump.memory_info, positions),
             limit,
             notes,
             "MemoryInfoList",
