@@ -159,3 +159,13 @@ def test_scan_exit_status_follows_fail_on(tmp_path, capsys):
 def test_plugins_path_prints_the_checkout_folder(capsys):
     assert main(["plugins-path"]) == 0
     assert Path(capsys.readouterr().out.strip()) == REPO / "plugins"
+
+
+def test_scan_list_lights_up_plugins_as_they_are_installed():
+    from wmiforensics.suite import scan_plugins
+
+    installed = ["wmi.dumpinfo", "wmi.etwtamper", "wmi.injection", "wmi.yarascan"]
+    assert scan_plugins(installed, full_image=False) == ["wmi.injection", "wmi.yarascan"]
+    assert scan_plugins(installed, full_image=True) == ["wmi.injection", "wmi.yarascan", "wmi.etwtamper"]
+    with_activity = [*installed, "wmi.activity"]
+    assert scan_plugins(with_activity, full_image=False) == ["wmi.injection", "wmi.activity", "wmi.yarascan"]

@@ -60,7 +60,7 @@ def run_scan(args: argparse.Namespace) -> int:
     if not os.path.isfile(path):
         sys.stderr.write(f"wmi-forensics: error: {args.file}: no such file\n")
         return EXIT_BAD_INPUT
-    out_dir = args.out or Path.cwd() / f"wmi-forensics-{Path(path).name}"
+    out_dir = args.out or Path(f"wmi-forensics-{Path(path).name}")
     out_dir.mkdir(parents=True, exist_ok=True)
     record = triage_dump(
         path,
