@@ -9,14 +9,13 @@ from __future__ import annotations
 import datetime
 from typing import Iterator, Optional
 
-from volatility3.framework import renderers
 from volatility3.framework.renderers import format_hints
 
 from ..addressmap import AddressMap
 from ..minidump import constants
 from ..minidump.flags import describe_flags
 from ..minidump.reader import Minidump
-from .common import hex_or_na, text_or_na
+from .common import MISSING, hex_or_na, name_or_na, text_or_na
 
 SUMMARY_COLUMNS = [("Section", str), ("Item", str), ("Value", str)]
 
@@ -25,8 +24,8 @@ def _size_text(value: int) -> str:
     return f"{value:,} bytes ({value / (1 << 20):,.1f} MiB)"
 
 
-def _time_text(value: Optional[datetime.datetime]) -> str:
-    return value.isoformat() if value else "-"
+def _time_text(value: Optional[datetime.datetime]):
+    return value.isoformat() if value else MISSING
 
 
 def committed_bytes(dump: Minidump) -> int:
@@ -65,9 +64,9 @@ def summary_rows(dump: Minidump, file_size: int) -> Iterator[tuple]:
 
     main = dump.main_module
     misc = dump.misc_info
-    yield row("process", "Process ID", dump.process_id if dump.process_id is not None else "-")
-    yield row("process", "Image", main.path if main else "-")
-    yield row("process", "Created", _time_text(misc.process_created_at) if misc else "-")
+    yield row("process", "Process ID", dump.process_id if dump.process_id is not None else MISSING)
+    yield row("process", "Image", main.path if main else MISSING)
+    yield row("process", "Created", _time_text(misc.process_created_at) if misc else MISSING)
     arch = dump.arch + (" (WOW64: 32-bit process in a 64-bit dump)" if dump.is_wow64 else "")
     yield row("process", "Architecture", arch)
     info = dump.system_info
@@ -147,12 +146,12 @@ def region_rows(dump: Minidump, include_free: bool = False) -> Iterator[tuple]:
                     format_hints.Hex(segment.end - 1),
                     format_hints.Hex(segment.size),
                     "captured (no MemoryInfoList)",
-                    "-",
-                    renderers.NotAvailableValue(),
-                    "-",
-                    "-",
+                    MISSING,
+                    MISSING,
+                    MISSING,
+                    MISSING,
                     segment.size,
-                    module.name if module else "-",
+                    module.name if module else MISSING,
                 ),
             )
         return
@@ -167,15 +166,15 @@ def region_rows(dump: Minidump, include_free: bool = False) -> Iterator[tuple]:
                 format_hints.Hex(info.base),
                 format_hints.Hex(info.end - 1),
                 format_hints.Hex(info.size),
-                info.state_name,
-                info.protect_name,
-                format_hints.Hex(info.allocation_base)
-                if info.state != constants.MEM_FREE
-                else renderers.NotAvailableValue(),
-                info.allocation_protect_name,
-                info.type_name,
+                name_or_na(info.state_name),
+                name_or_na(info.protect_name),
+                format_hints.Hex(info.allocation_base) if info.state != constants.MEM_FREE else MISSING,
+                name_or_na(info.allocation_protect_name),
+                name_or_na(info.type_name),
                 captured,
-                module.name if module else ("-" if info.type != constants.MEM_IMAGE else "unlisted image"),
+                module.name
+                if module
+                else (MISSING if info.type != constants.MEM_IMAGE else "unlisted image"),
             ),
         )
 
@@ -219,9 +218,9 @@ def module_rows(dump: Minidump) -> Iterator[tuple]:
                 module.name,
                 module.path,
                 False,
-                renderers.NotAvailableValue(),
+                MISSING,
                 _timestamp(module.timestamp),
-                renderers.NotAvailableValue(),
+                MISSING,
                 dump.captured_within(module.base, module.base + 2) == 2,
             ),
         )
@@ -229,7 +228,7 @@ def module_rows(dump: Minidump) -> Iterator[tuple]:
 
 def _timestamp(value: int):
     if not value:
-        return renderers.NotAvailableValue()
+        return MISSING
     return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
 
 
@@ -261,17 +260,17 @@ def thread_rows(dump: Minidump) -> Iterator[tuple]:
                 thread.thread_id,
                 format_hints.Hex(thread.teb),
                 hex_or_na(thread.start_address),
-                address_map.describe(thread.start_address) if thread.start_address is not None else "-",
+                address_map.describe(thread.start_address) if thread.start_address is not None else MISSING,
                 hex_or_na(thread.instruction_pointer),
                 address_map.describe(thread.instruction_pointer)
                 if thread.instruction_pointer is not None
-                else "-",
+                else MISSING,
                 hex_or_na(thread.stack_pointer),
                 format_hints.Hex(thread.stack_start),
                 format_hints.Hex(thread.stack_size),
                 thread.suspend_count,
                 thread.priority,
-                created if created else renderers.NotAvailableValue(),
+                created if created else MISSING,
                 text_or_na(thread.name),
             ),
         )
