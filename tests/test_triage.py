@@ -17,20 +17,7 @@ from fixtures.labdump import write_minidump
 from fixtures.labdump.scenarios import build_scenario
 from tests.conftest import vol_json
 from wmiforensics.triage.batch import run_batch, start_client
-from wmiforensics.triage.records import SEVERITIES
-
-META = {
-    "message",
-    "datetime",
-    "timestamp",
-    "timestamp_desc",
-    "dump",
-    "sha256",
-    "plugin",
-    "kind",
-    "severity",
-    "finding_id",
-}
+from wmiforensics.triage.records import ADDED_FIELDS, SEVERITIES
 
 
 def lab_dump(folder: Path, name: str, scenario: str, seed: int = 0) -> Path:
@@ -61,7 +48,7 @@ def fleet(tmp_path_factory) -> Path:
 
 def as_vol_rows(findings: list, dump: Path, plugin: str) -> list:
     rows = [line for line in findings if line["dump"] == str(dump) and line["plugin"] == plugin]
-    return [{"__children": [], **{k: v for k, v in row.items() if k not in META}} for row in rows]
+    return [{"__children": [], **{k: v for k, v in row.items() if k not in ADDED_FIELDS}} for row in rows]
 
 
 def test_triage_equals_vol_and_isolates_a_bad_dump(client, fleet, tmp_path):

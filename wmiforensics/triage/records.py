@@ -13,6 +13,21 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+#: Fields a finding line adds to the plugin's own columns.
+ADDED_FIELDS = frozenset(
+    {
+        "message",
+        "datetime",
+        "timestamp",
+        "timestamp_desc",
+        "dump",
+        "sha256",
+        "plugin",
+        "kind",
+        "severity",
+        "finding_id",
+    }
+)
 
 
 def severity_rank(severity: str) -> int:

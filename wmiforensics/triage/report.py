@@ -12,24 +12,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .records import SEVERITIES, severity_rank
+from .records import ADDED_FIELDS, SEVERITIES, severity_rank
 
 #: Columns shown in a finding's evidence block, in this order, when present; the rest follow.
 _LEAD = ("Kind", "Rule", "Severity", "Confidence", "Process", "PID", "Start", "End", "Address", "Module")
 _EVIDENCE = ("Hexdump", "Disassembly", "Strings")
-_META = {
-    "message",
-    "datetime",
-    "timestamp",
-    "timestamp_desc",
-    "dump",
-    "sha256",
-    "plugin",
-    "kind",
-    "severity",
-    "finding_id",
-    "__children",
-}
+_META = ADDED_FIELDS | {"__children"}
 _COLOURS = {
     "critical": "#b00020",
     "high": "#e65100",
