@@ -17,6 +17,9 @@ if ! command -v yaml2obj-22 >/dev/null 2>&1 || ! /usr/bin/python3 -c "import lld
 fi
 
 python3 -m ruff check .
+# pytest also tests the suite as users install it: tests/test_install.py builds the wheel (offline,
+# with the setuptools and wheel of the test extra), installs it into a fresh venv outside the
+# checkout and runs the installed wmi-forensics command and every plugin from there.
 status=0
 python3 -m pytest -q "$@" || status=$?
 if [ "$status" = 5 ]; then

@@ -89,7 +89,7 @@ def test_dump_writes_regions_and_rebuilt_pes_inside_the_output_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     files = sorted(path.name for path in output.iterdir())
-    listed = sorted(name for row in rows for name in row["Dumped"].split(", ") if row["Dumped"] != "-")
+    listed = sorted(name for row in rows if row["Dumped"] for name in row["Dumped"].split(", "))
     assert files == listed
     assert all(Path(output / name).resolve().parent == output.resolve() for name in files)
     injected = next(row for row in rows if row["Kind"] == "pe_injected")

@@ -152,5 +152,9 @@ def _amsi(item: Located, content: bytes, rules) -> Iterator[Finding]:
             "amsi_yara_match",
             Severity.parse(info.severity),
             f"AMSI scan content matches YARA rule {info.identifier}: {info.description}",
-            [f"rule {info.identifier}", f"content {len(content)} bytes", f"ATT&CK {info.mitre_attack or '-'}"],
+            [
+                f"rule {info.identifier}",
+                f"content {len(content)} bytes",
+                f"ATT&CK {info.mitre_attack or '-'}",
+            ],
         )

@@ -180,9 +180,18 @@ def report_warnings(dump: Minidump) -> None:
         vollog.warning(escape_control(f"{dump.name}: {message}"))
 
 
+#: The one missing-value convention of every plugin: Volatility's own "N/A" in text, null in JSON.
+MISSING = renderers.NotAvailableValue()
+
+
 def hex_or_na(value: Optional[int]):
-    return renderers.NotAvailableValue() if value is None else format_hints.Hex(value)
+    return MISSING if value is None else format_hints.Hex(value)
+
+
+def name_or_na(value: Optional[str]):
+    """Constant names from the reader and engine, which spell "none" as ``-``, in the plugins' convention."""
+    return MISSING if value in (None, "", "-") else value
 
 
 def text_or_na(value: Optional[str]):
-    return renderers.NotAvailableValue() if value is None else value
+    return MISSING if value is None else value

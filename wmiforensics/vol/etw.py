@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from volatility3.framework import renderers
 from volatility3.framework.renderers import format_hints
 
 from ..engine.findings import Finding
 from ..etw import knowledge
 from ..etw.reader import SiloEtw
 from ..minidump.model import filetime_to_datetime
-from .common import hex_or_na
+from .common import MISSING, hex_or_na
 
 SILO_COLUMNS = [
     ("Silo", str),
@@ -27,17 +26,17 @@ SILO_COLUMNS = [
 def silo_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
     for silo in silos:
         address = hex_or_na(silo.address)
-        yield (0, (silo.label, address, format_hints.Hex(0), "(logger slots)", "-", silo.slots_source))
+        yield (0, (silo.label, address, format_hints.Hex(0), "(logger slots)", MISSING, silo.slots_source))
         if silo.max_loggers is None and silo.address is not None:
             yield (
                 0,
-                (silo.label, address, format_hints.Hex(0), "MaxLoggers", "-", "64 (fixed on this build)"),
+                (silo.label, address, format_hints.Hex(0), "MaxLoggers", MISSING, "64 (fixed on this build)"),
             )
         for offset, name, type_name, value in silo.fields:
             text = f"0x{value:x}" if isinstance(value, int) and value > 0xFFFF else str(value)
             yield (0, (silo.label, address, format_hints.Hex(offset), name, type_name, text))
         for note in silo.notes:
-            yield (0, (silo.label, address, format_hints.Hex(0), "(warning)", "-", note))
+            yield (0, (silo.label, address, format_hints.Hex(0), "(warning)", MISSING, note))
 
 
 LOGGER_COLUMNS = [
@@ -65,7 +64,7 @@ LOGGER_COLUMNS = [
 
 def _int(fields, name):
     value = fields.get(name)
-    return value if isinstance(value, int) else renderers.NotAvailableValue()
+    return value if isinstance(value, int) else MISSING
 
 
 def _clock(fields) -> str:
@@ -75,7 +74,7 @@ def _clock(fields) -> str:
     if "GetCpuClock" in fields:
         kind = "routine" if fields.get("GetCpuClockIsPointer") else "index"
         parts.append(f"GetCpuClock {kind} 0x{fields['GetCpuClock']:x}")
-    return ", ".join(parts) or "-"
+    return ", ".join(parts) or MISSING
 
 
 def logger_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
@@ -91,11 +90,11 @@ def logger_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
                     logger.slot,
                     format_hints.Hex(logger.address),
                     _int(fields, "LoggerId"),
-                    str(fields.get("LoggerName", "")) or "-",
-                    str(fields.get("LogFileName", "")) or "-",
-                    str(fields.get("InstanceGuid", "-")),
+                    str(fields.get("LoggerName", "")) or MISSING,
+                    str(fields.get("LogFileName", "")) or MISSING,
+                    str(fields["InstanceGuid"]) if "InstanceGuid" in fields else MISSING,
                     hex_or_na(mode),
-                    knowledge.logger_mode_names(mode) if isinstance(mode, int) else "-",
+                    knowledge.logger_mode_names(mode) if isinstance(mode, int) else MISSING,
                     _int(fields, "BufferSize"),
                     _int(fields, "MinimumBuffers"),
                     _int(fields, "MaximumBuffers"),
@@ -104,8 +103,8 @@ def logger_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
                     hex_or_na(fields.get("LoggerThread")),
                     "-" if logger.consumers is None else (", ".join(logger.consumers) or "none"),
                     _clock(fields),
-                    start if start else renderers.NotAvailableValue(),
-                    logger.problem or "-",
+                    start if start else MISSING,
+                    logger.problem or MISSING,
                 ),
             )
 
@@ -140,9 +139,9 @@ def provider_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
                     provider.list_name,
                     format_hints.Hex(provider.guid_entry),
                     "{" + provider.guid + "}",
-                    provider.name or "-",
+                    provider.name or MISSING,
                     len(provider.registrations),
-                    ", ".join(owners) or "-",
+                    ", ".join(owners) or MISSING,
                     provider.is_enabled,
                     enable.get("Level", 0),
                     format_hints.Hex(enable.get("MatchAnyKeyword", 0)),
@@ -150,7 +149,7 @@ def provider_rows(silos: List[SiloEtw]) -> Iterator[tuple]:
                         f"{names[i]} ({i})" if i in names else f"LoggerId {i} (not running)"
                         for i in provider.enabled_by
                     )
-                    or "-",
+                    or MISSING,
                 ),
             )
 
@@ -177,7 +176,7 @@ def tamper_rows(findings: List[Finding]) -> Iterator[tuple]:
                 finding.module,
                 format_hints.Hex(finding.start),
                 finding.reason,
-                "; ".join(finding.evidence) or "-",
+                "; ".join(finding.evidence) or MISSING,
             ),
         )
 

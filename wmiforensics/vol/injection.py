@@ -9,6 +9,7 @@ from volatility3.framework.renderers import format_hints
 from ..addressmap import AddressMap
 from ..engine.facts import ProcessFacts
 from ..engine.findings import Finding
+from .common import MISSING, name_or_na
 from .dumps import Dumper, safe_component
 
 INJECTION_COLUMNS = [
@@ -46,16 +47,16 @@ def finding_row(finding: Finding, dumped: List[str]) -> tuple:
             format_hints.Hex(finding.start),
             format_hints.Hex(finding.end - 1),
             format_hints.Hex(finding.size),
-            finding.protection,
-            finding.initial_protection,
-            finding.region_type,
+            name_or_na(finding.protection),
+            name_or_na(finding.initial_protection),
+            name_or_na(finding.region_type),
             finding.module,
             finding.reason,
-            "; ".join(finding.evidence) or "-",
-            "; ".join(finding.ranked_down) or "-",
-            finding.disassembly or "-",
-            finding.hexdump or "-",
-            ", ".join(dumped) or "-",
+            "; ".join(finding.evidence) or MISSING,
+            "; ".join(finding.ranked_down) or MISSING,
+            finding.disassembly or MISSING,
+            finding.hexdump or MISSING,
+            ", ".join(dumped) or MISSING,
         ),
     )
 

@@ -227,6 +227,12 @@ def choose_processes(
     return processes, chosen
 
 
+def _minidump_selected(facts: ProcessFacts, pids: Optional[List[int]], names: Optional[List[str]]) -> bool:
+    """--pid/--name on a minidump: its one process is examined only if the selection names it."""
+    wanted_names = {name.lower() for name in names or []}
+    return bool(pids and facts.pid in pids) or facts.name.lower() in wanted_names
+
+
 def facts_for(
     context: interfaces.context.ContextInterface,
     source: Input,
@@ -239,7 +245,16 @@ def facts_for(
 ) -> Iterator[ProcessFacts]:
     """Facts for the minidump's process, or for each selected process of a full image."""
     if isinstance(source, Minidump):
-        yield facts_from_minidump(source)
+        facts = facts_from_minidump(source)
+        if (pids or names) and not _minidump_selected(facts, pids, names):
+            wanted = ", ".join(
+                [*(f"--pid {pid}" for pid in pids or []), *(f"--name {n}" for n in names or [])]
+            )
+            raise InputError(
+                f"{source.name}: a process minidump holds one process, {facts.name} (PID "
+                f"{facts.pid if facts.pid is not None else 'unknown'}); {wanted} selects none of it"
+            )
+        yield facts
         return
     processes, chosen = choose_processes(
         source.view,

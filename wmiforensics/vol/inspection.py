@@ -9,14 +9,13 @@ from __future__ import annotations
 import datetime
 from typing import Iterator, Optional
 
-from volatility3.framework import renderers
 from volatility3.framework.renderers import format_hints
 
 from ..addressmap import AddressMap
 from ..minidump import constants
 from ..minidump.flags import describe_flags
 from ..minidump.reader import Minidump
-from .common import hex_or_na, text_or_na
+from .common import MISSING, hex_or_na, name_or_na, text_or_na
 
 SUMMARY_COLUMNS = [("Section", str), ("Item", str), ("Value", str)]
 
@@ -25,8 +24,8 @@ def _size_text(value: int) -> str:
     return f"{value:,} bytes ({value / (1 << 20):,.1f} MiB)"
 
 
-def _time_text(value: Optional[datetime.datetime]) -> str:
-    return value.isoformat() if value else "-"
+def _time_text(value: Optional[datetime.datetime]):
+    return value.isoformat() if value else MISSING
 
 
 def committed_bytes(dump: Minidump) -> int:
@@ -70,9 +69,9 @@ def summary_rows(dump: Minidump, file_size: int) -> Iterator[tuple]:
 
     main = dump.main_module
     misc = dump.misc_info
-    yield row("process", "Process ID", dump.process_id if dump.process_id is not None else "-")
-    yield row("process", "Image", main.path if main else "-")
-    yield row("process", "Created", _time_text(misc.process_created_at) if misc else "-")
+    yield row("process", "Process ID", dump.process_id if dump.process_id is not None else MISSING)
+    yield row("process", "Image", main.path if main else MISSING)
+    yield row("process", "Created", _time_text(misc.process_created_at) if misc else MISSING)
     arch = dump.arch + (" (WOW64: 32-bit process in a 64-bit dump)" if dump.is_wow64 else "")
     yield row("process", "Architecture", arch)
     info = dump.system_info
@@ -152,12 +151,12 @@ def region_rows(dump: Minidump, include_free: bool = False) -> Iterator[tuple]:
                     format_hints.Hex(segment.end - 1),
                     format_hints.Hex(segment.size),
                     "captured (no MemoryInfoList)",
-                    "-",
-                    renderers.NotAvailableValue(),
-                    "-",
-                    "-",
+                    MISSING,
+                    MISSING,
+                    MISSING,
+                    MISSING,
                     segment.size,
-                    module.name if module else "-",
+                    module.name if module else MISSING,
                 ),
             )
         return
@@ -189,13 +188,13 @@ def region_rows(dump: Minidump, include_free: bool = False) -> Iterator[tuple]:
                 hex_value(base),
                 hex_value(end - 1),
                 hex_value(size),
-                state_name(state),
-                protection_name(protect),
-                hex_value(allocation_base) if state != free else renderers.NotAvailableValue(),
-                protection_name(allocation_protect),
-                type_name(kind),
+                name_or_na(state_name(state)),
+                name_or_na(protection_name(protect)),
+                hex_value(allocation_base) if state != free else MISSING,
+                name_or_na(protection_name(allocation_protect)),
+                name_or_na(type_name(kind)),
                 captured_within(base, end) if state == committed else 0,
-                module.name if module else ("-" if kind != image else "unlisted image"),
+                module.name if module else (MISSING if kind != image else "unlisted image"),
             ),
         )
 
@@ -239,9 +238,9 @@ def module_rows(dump: Minidump) -> Iterator[tuple]:
                 module.name,
                 module.path,
                 False,
-                renderers.NotAvailableValue(),
+                MISSING,
                 _timestamp(module.timestamp),
-                renderers.NotAvailableValue(),
+                MISSING,
                 dump.captured_within(module.base, module.base + 2) == 2,
             ),
         )
@@ -249,7 +248,7 @@ def module_rows(dump: Minidump) -> Iterator[tuple]:
 
 def _timestamp(value: int):
     if not value:
-        return renderers.NotAvailableValue()
+        return MISSING
     return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
 
 
@@ -281,17 +280,17 @@ def thread_rows(dump: Minidump) -> Iterator[tuple]:
                 thread.thread_id,
                 format_hints.Hex(thread.teb),
                 hex_or_na(thread.start_address),
-                address_map.describe(thread.start_address) if thread.start_address is not None else "-",
+                address_map.describe(thread.start_address) if thread.start_address is not None else MISSING,
                 hex_or_na(thread.instruction_pointer),
                 address_map.describe(thread.instruction_pointer)
                 if thread.instruction_pointer is not None
-                else "-",
+                else MISSING,
                 hex_or_na(thread.stack_pointer),
                 format_hints.Hex(thread.stack_start),
                 format_hints.Hex(thread.stack_size),
                 thread.suspend_count,
                 thread.priority,
-                created if created else renderers.NotAvailableValue(),
+                created if created else MISSING,
                 text_or_na(thread.name),
             ),
         )
@@ -321,7 +320,7 @@ def handle_rows(dump: Minidump, type_filter: Optional[str] = None) -> Iterator[t
         yield (
             0,
             (
-                pid if pid is not None else renderers.NotAvailableValue(),
+                pid if pid is not None else MISSING,
                 text_or_na(process),
                 format_hints.Hex(handle.handle),
                 text_or_na(handle.type_name),
@@ -337,7 +336,6 @@ def handle_rows(dump: Minidump, type_filter: Optional[str] = None) -> Iterator[t
 def image_handle_rows(processes, type_filter: Optional[str] = None) -> Iterator[tuple]:
     """Handles of full-image processes: ``processes`` yields (pid, name, [HandleFact])."""
     wanted = type_filter.lower() if type_filter else None
-    absent = renderers.NotAvailableValue
     for pid, name, handles in processes:
         for handle in handles:
             if wanted and (handle.type_name or "").lower() != wanted:
@@ -351,8 +349,8 @@ def image_handle_rows(processes, type_filter: Optional[str] = None) -> Iterator[
                     text_or_na(handle.type_name),
                     text_or_na(handle.object_name),
                     format_hints.Hex(handle.granted_access),
-                    absent(),
-                    absent(),
-                    absent(),
+                    MISSING,
+                    MISSING,
+                    MISSING,
                 ),
             )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Iterator, List, Optional
 
-from volatility3.framework import renderers
 from volatility3.framework.renderers import format_hints
 
 from ..engine import code
 from ..engine.facts import ProcessFacts
 from ..yarascan import Hit
+from .common import MISSING, name_or_na
 from .dumps import Dumper, safe_component
 
 YARASCAN_COLUMNS = [
@@ -56,10 +56,10 @@ def strings_text(hit: Hit) -> str:
 def hit_row(hit: Hit, facts: ProcessFacts, arch: str, dumped: List[str]) -> tuple:
     start = max(hit.address - CONTEXT_BEFORE, hit.region.base if hit.region else 0)
     around = facts.read(start, hit.address - start + CONTEXT_AFTER)
-    disassembly = "-"
+    disassembly = MISSING
     if hit.region is not None and hit.region.is_executable:
         tail = facts.read(hit.address, CONTEXT_AFTER)
-        disassembly = code.disassembly_text(code.disassemble(tail, hit.address, arch, 8)) or "-"
+        disassembly = code.disassembly_text(code.disassemble(tail, hit.address, arch, 8)) or MISSING
     region = hit.region
     return (
         0,
@@ -67,20 +67,22 @@ def hit_row(hit: Hit, facts: ProcessFacts, arch: str, dumped: List[str]) -> tupl
             hit.pid if hit.pid is not None else -1,
             hit.process,
             hit.rule.identifier,
-            ", ".join(hit.rule.tags) or "-",
+            ", ".join(hit.rule.tags) or MISSING,
             hit.rule.severity,
-            hit.rule.description or "-",
-            hit.rule.mitre_attack or "-",
+            hit.rule.description or MISSING,
+            hit.rule.mitre_attack or MISSING,
             format_hints.Hex(hit.address),
-            strings_text(hit) or "-",
-            format_hints.Hex(region.base) if region else renderers.NotAvailableValue(),
-            format_hints.Hex(region.end - 1) if region else renderers.NotAvailableValue(),
-            region.protect_name if region else "-",
-            region.type_name if region else "-",
+            strings_text(hit) or MISSING,
+            format_hints.Hex(region.base) if region else MISSING,
+            format_hints.Hex(region.end - 1) if region else MISSING,
+            name_or_na(region.protect_name) if region else MISSING,
+            name_or_na(region.type_name) if region else MISSING,
             hit.module,
-            f"0x{start:x}: {code.hexdump_text(around, CONTEXT_BEFORE + CONTEXT_AFTER)}" if around else "-",
+            f"0x{start:x}: {code.hexdump_text(around, CONTEXT_BEFORE + CONTEXT_AFTER)}"
+            if around
+            else MISSING,
             disassembly,
-            ", ".join(dumped) or "-",
+            ", ".join(dumped) or MISSING,
         ),
     )
 

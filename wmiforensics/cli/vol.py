@@ -1,0 +1,87 @@
+"""``wmi-forensics vol ARGS...``: Volatility's own command line with the suite's plugins on its path.
+
+The run gets a private run directory (see :mod:`wmiforensics.runtime`): its own cache path unless
+the user gives ``--cache-path``, and a private symbol folder before the user's ``-s`` folders, so
+Volatility's failed-download clean-up can never remove a file from them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional, Tuple
+
+from ..runtime import RunDirectory
+from ..suite import plugins_path
+
+_VALUE_OPTIONS = {
+    "-s": "symbol_dirs",
+    "--symbol-dirs": "symbol_dirs",
+    "-p": "plugin_dirs",
+    "--plugin-dirs": "plugin_dirs",
+    "--cache-path": "cache_path",
+}
+
+
+def split_options(args: List[str]) -> Tuple[dict, List[str]]:
+    """Pull ``-s``, ``-p`` and ``--cache-path`` (any spelling) out of Volatility's arguments."""
+    found: dict = {"symbol_dirs": [], "plugin_dirs": [], "cache_path": None}
+    rest: List[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        name, value = arg, None
+        if arg.startswith("--") and "=" in arg:
+            name, value = arg.split("=", 1)
+        elif arg[:2] in ("-s", "-p") and len(arg) > 2 and not arg.startswith("--"):
+            name, value = arg[:2], arg[2:]
+        key = _VALUE_OPTIONS.get(name)
+        if key is None:
+            rest.append(arg)
+            index += 1
+            continue
+        if value is None:
+            if index + 1 >= len(args):
+                rest.append(arg)  # let Volatility report the missing value
+                break
+            value = args[index + 1]
+            index += 1
+        index += 1
+        if key == "cache_path":
+            found[key] = value
+        else:
+            found[key] += [part for part in value.split(";") if part]
+    return found, rest
+
+
+def volatility_arguments(args: List[str], run: RunDirectory) -> List[str]:
+    """The argument list for Volatility: ours (plugins, private cache and symbol folder) first."""
+    found, rest = split_options(args)
+    plugin_dirs = [str(plugins_path()), *found["plugin_dirs"]]
+    return [
+        "-p",
+        ";".join(plugin_dirs),
+        "-s",
+        ";".join(run.symbol_dirs(found["symbol_dirs"])),
+        "--cache-path",
+        found["cache_path"] or str(run.cache_path),
+        *rest,
+    ]
+
+
+def run_vol(args: List[str], program: str = "vol") -> Optional[int]:
+    from volatility3 import cli
+
+    with RunDirectory.create() as run:
+        saved = sys.argv
+        sys.argv = [program, *volatility_arguments(args, run)]
+        try:
+            cli.main()
+            return 0
+        except SystemExit as done:
+            code = done.code
+            if code is None or isinstance(code, int):
+                return code or 0
+            sys.stderr.write(f"{code}\n")
+            return 1
+        finally:
+            sys.argv = saved

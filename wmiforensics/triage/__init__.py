@@ -1,0 +1,1 @@
+"""Running the suite's plugins in-process on many dumps: one-dump runner, batch on Dask, reports."""
