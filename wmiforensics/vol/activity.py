@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, List, Optional
 
-from volatility3.framework import renderers
 from volatility3.framework.renderers import format_hints
 
 from ..activity import Activity, carve, classify, process_chunks
 from ..addressmap import AddressMap
 from ..engine.facts import ProcessFacts
 from ..engine.findings import Severity
+from .common import MISSING, name_or_na
 from .dumps import Dumper
 
 ACTIVITY_COLUMNS = [
@@ -100,17 +100,17 @@ def rows(
                 activity.form,
                 format_hints.Hex(activity.address),
                 activity.size,
-                format_hints.Hex(region.base) if region else renderers.NotAvailableValue(),
-                region.protect_name if region else "-",
-                region.type_name if region else "-",
+                format_hints.Hex(region.base) if region else MISSING,
+                name_or_na(region.protect_name) if region else MISSING,
+                name_or_na(region.type_name) if region else MISSING,
                 module.name if module else "unbacked",
-                escape(activity.namespace or "-"),
-                escape(activity.class_name or "-"),
-                escape(activity.operation or "-"),
-                escape(activity.key_text() or "-"),
+                escape(activity.namespace) if activity.namespace else MISSING,
+                escape(activity.class_name) if activity.class_name else MISSING,
+                escape(activity.operation) if activity.operation else MISSING,
+                escape(activity.key_text()) if activity.key_text() else MISSING,
                 escape(activity.reason),
-                escape("; ".join(activity.notes) or "-"),
+                escape("; ".join(activity.notes)) if activity.notes else MISSING,
                 json.dumps(detail, default=_json_default, ensure_ascii=True, sort_keys=True),
-                ", ".join(dumped) or "-",
+                ", ".join(dumped) or MISSING,
             ),
         )

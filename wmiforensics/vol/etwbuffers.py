@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Callable, Iterator, Optional
 
-from volatility3.framework import renderers
 from volatility3.framework.renderers import format_hints
 
 from ..etl import events as etl_events
@@ -15,8 +14,9 @@ from ..etl.findings import Located, event_findings
 from ..etl.logfile import HeaderFacts, header_buffer
 from ..etl.records import decode_record
 from ..etw.buffers import LoggerBuffers
+from .common import MISSING
+from .dumps import safe_component
 from .etw import tamper_rows
-from .injection import safe_component
 
 OpenFile = Callable[[str], object]
 
@@ -43,7 +43,7 @@ BUFFER_COLUMNS = [
 
 
 def _int_or_na(value: Optional[int]):
-    return value if isinstance(value, int) else renderers.NotAvailableValue()
+    return value if isinstance(value, int) else MISSING
 
 
 def dump_logger(item: LoggerBuffers, open_file: OpenFile) -> Optional[str]:
@@ -85,28 +85,29 @@ def buffer_rows(loggers: Iterator[LoggerBuffers], open_file: Optional[OpenFile])
                 (
                     buffer.silo,
                     _int_or_na(fields.get("LoggerId")),
-                    item.logger.name or "-",
+                    item.logger.name or MISSING,
                     format_hints.Hex(buffer.address),
                     ", ".join(buffer.via),
-                    header.state_name if header else "-",
-                    header.type_name if header else "-",
-                    header.flag_names if header else "-",
-                    header.processor if header else renderers.NotAvailableValue(),
-                    format_hints.Hex(header.buffer_size) if header else renderers.NotAvailableValue(),
-                    format_hints.Hex(used_length(header)) if header else renderers.NotAvailableValue(),
+                    header.state_name if header else MISSING,
+                    header.type_name if header else MISSING,
+                    header.flag_names or MISSING if header else MISSING,
+                    header.processor if header else MISSING,
+                    format_hints.Hex(header.buffer_size) if header else MISSING,
+                    format_hints.Hex(used_length(header)) if header else MISSING,
                     buffer.events,
                     _int_or_na(buffer.first_timestamp),
                     _int_or_na(buffer.last_timestamp),
                     buffer.valid,
-                    "; ".join(buffer.problems) or "-",
-                    "; ".join(item.notes + buffer.notes) or "-",
-                    written if (written and buffer.valid) else "-",
+                    "; ".join(buffer.problems) or MISSING,
+                    "; ".join(item.notes + buffer.notes) or MISSING,
+                    written if (written and buffer.valid) else MISSING,
                 ),
             )
         if not item.buffers and item.notes:
-            missing = renderers.NotAvailableValue()
+            missing = MISSING
             logger_id = _int_or_na(fields.get("LoggerId"))
-            empty = ("-", "-", "-", "-", 0, format_hints.Hex(0), format_hints.Hex(0), 0, missing, missing)
+            zero = format_hints.Hex(0)
+            empty = (missing, missing, missing, missing, 0, zero, zero, 0, missing, missing)
             note = "; ".join(item.notes)
             yield (
                 0,
@@ -117,9 +118,9 @@ def buffer_rows(loggers: Iterator[LoggerBuffers], open_file: Optional[OpenFile])
                     format_hints.Hex(0),
                     *empty,
                     False,
-                    "-",
+                    missing,
                     note,
-                    "-",
+                    missing,
                 ),
             )
 
@@ -180,16 +181,16 @@ def event_rows(events: Iterator[Located]) -> Iterator[tuple]:
                 record.kind,
                 _int_or_na(record.timestamp),
                 event.provider_name,
-                "{" + record.provider + "}" if record.provider else "-",
+                "{" + record.provider + "}" if record.provider else MISSING,
                 _int_or_na(record.event_id if record.event_id is not None else record.event_type),
                 record.version,
-                event.event_name or "-",
+                event.event_name or MISSING,
                 _int_or_na(record.process_id),
                 _int_or_na(record.thread_id),
                 event.decoder,
-                shown or "-",
+                shown or MISSING,
                 json.dumps(_json_value(event.fields), ensure_ascii=True),
-                "; ".join(event.notes) or "-",
+                "; ".join(event.notes) or MISSING,
             ),
         )
 

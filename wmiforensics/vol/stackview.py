@@ -9,6 +9,7 @@ from ..engine.detectors import Context
 from ..engine.stacks import StackWalker
 from ..minidump.reader import Minidump
 from . import inspection
+from .common import MISSING
 
 THREAD_FRAME_COLUMNS = [*inspection.THREAD_COLUMNS, ("Frames", str)]
 
@@ -22,4 +23,4 @@ def thread_rows_with_frames(dump: Minidump, limit: int) -> Iterator[tuple]:
         walked = walker.walk(thread, limit=max(1, limit))
         frames = walked.frames[:limit] if walked else []
         text = "; ".join(f"#{index} {walker.describe(frame)}" for index, frame in enumerate(frames))
-        yield level, (*row, text or "-")
+        yield level, (*row, text or MISSING)
