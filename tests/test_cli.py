@@ -169,3 +169,25 @@ def test_scan_list_lights_up_plugins_as_they_are_installed():
     assert scan_plugins(installed, full_image=True) == ["wmi.injection", "wmi.yarascan", "wmi.etwtamper"]
     with_activity = [*installed, "wmi.activity"]
     assert scan_plugins(with_activity, full_image=False) == ["wmi.injection", "wmi.activity", "wmi.yarascan"]
+
+
+@pytest.mark.parametrize("command", ["vol", "scan"])
+def test_a_fifo_is_refused_before_volatility_opens_it(tmp_path, capsys, command):
+    """Volatility blocks for ever opening a FIFO given with -f; the command refuses it in one line."""
+    fifo = tmp_path / "dump.fifo"
+    os.mkfifo(fifo)
+    args = ["vol", "-q", "-f", str(fifo), "wmi.dumpinfo"] if command == "vol" else ["scan", "-f", str(fifo)]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    expected = f"wmi-forensics: error: {fifo}: is a FIFO, not a regular file; save the dump to a file first"
+    assert error == [expected]
+
+
+def test_input_files_are_found_in_every_spelling():
+    from wmiforensics.cli.vol import input_files
+
+    assert input_files(["-f", "a.dmp", "--file=b.dmp", "-fc.dmp", "--single-location", "file:///x"]) == [
+        "a.dmp",
+        "b.dmp",
+        "c.dmp",
+    ]

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from ..engine.findings import Severity
+from ..errors import InputError
 from ..triage.dumps import sha256_of
 from ..triage.records import SEVERITIES, dump_line, finding_lines, severity_rank, write_jsonl
 from ..triage.report import write_reports
 from ..triage.worker import triage_dump
+from ..vol.common import check_input_file, escape_control
 from . import EXIT_BAD_INPUT, EXIT_CLEAN, EXIT_FINDINGS, plugin_options
 
 WIDTH = 100
@@ -57,8 +59,13 @@ def summary(record: Dict[str, Any], findings: List[Dict[str, Any]], out_dir: Pat
 
 def run_scan(args: argparse.Namespace) -> int:
     path = os.path.abspath(args.file)
-    if not os.path.isfile(path):
-        sys.stderr.write(f"wmi-forensics: error: {args.file}: no such file\n")
+    if not os.path.lexists(path):
+        sys.stderr.write(f"wmi-forensics: error: {escape_control(args.file)}: no such file\n")
+        return EXIT_BAD_INPUT
+    try:
+        check_input_file(path)
+    except InputError as error:
+        sys.stderr.write(f"wmi-forensics: error: {escape_control(str(error))}\n")
         return EXIT_BAD_INPUT
     out_dir = args.out or Path(f"wmi-forensics-{Path(path).name}")
     out_dir.mkdir(parents=True, exist_ok=True)

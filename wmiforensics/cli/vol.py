@@ -68,9 +68,35 @@ def volatility_arguments(args: List[str], run: RunDirectory) -> List[str]:
     ]
 
 
+_FILE_OPTIONS = ("-f", "--file", "--single-location")
+
+
+def input_files(args: List[str]) -> List[str]:
+    """Local paths named by ``-f``/``--file`` (any spelling) in Volatility's arguments."""
+    found = []
+    for index, arg in enumerate(args):
+        if arg in _FILE_OPTIONS and index + 1 < len(args):
+            found.append(args[index + 1])
+        elif arg.startswith("--") and arg.split("=", 1)[0] in _FILE_OPTIONS and "=" in arg:
+            found.append(arg.split("=", 1)[1])
+        elif arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
+            found.append(arg[2:])
+    return [path for path in found if "://" not in path]
+
+
 def run_vol(args: List[str], program: str = "vol") -> Optional[int]:
     from volatility3 import cli
 
+    from ..errors import InputError
+    from ..vol.common import check_input_file, escape_control
+
+    # Volatility opens -f before any plugin runs and waits forever on a FIFO: refuse such input first.
+    for path in input_files(args):
+        try:
+            check_input_file(path)
+        except InputError as error:
+            sys.stderr.write(f"wmi-forensics: error: {escape_control(str(error))}\n")
+            return 2
     with RunDirectory.create() as run:
         saved = sys.argv
         sys.argv = [program, *volatility_arguments(args, run)]
