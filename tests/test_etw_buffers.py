@@ -25,6 +25,7 @@ from wmiforensics.etl.events import buffer_events
 from wmiforensics.etl.findings import event_findings
 from wmiforensics.etw.buffers import BufferRecovery
 from wmiforensics.etw.reader import EtwReader
+from wmiforensics.vol.dumps import Dumper
 from wmiforensics.vol.etwbuffers import dump_logger, located_events
 
 SHUTDOWN_SAMPLE = 8
@@ -205,9 +206,17 @@ def test_dump_names_stay_in_the_output_folder():
         names.append(name)
         return Sink()
 
-    assert dump_logger(item, open_file) == names[0]
+    assert dump_logger(item, Dumper(open_file)) == names[0]
     name = names[0]  # one path component, nothing a terminal would interpret
     assert "/" not in name and "\\" not in name and not name.startswith(".") and "\x1b" not in name
+
+
+def test_etl_dumps_count_against_the_dump_limit():
+    _, loggers = recover(14393)
+    item = next(item for item in loggers if any(buffer.valid for buffer in item.buffers))
+    opened = []
+    written = dump_logger(item, Dumper(opened.append, limit=0))
+    assert opened == [] and written.startswith("not dumped: ") and "--dump-limit" in written
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ logger contexts, the events decoded from them, and the findings those events sup
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 from volatility3.framework.renderers import format_hints
 
@@ -15,10 +15,8 @@ from ..etl.logfile import HeaderFacts, header_buffer
 from ..etl.records import decode_record
 from ..etw.buffers import LoggerBuffers
 from .common import MISSING
-from .dumps import safe_component
+from .dumps import Dumper, safe_component
 from .etw import tamper_rows
-
-OpenFile = Callable[[str], object]
 
 BUFFER_COLUMNS = [
     ("Silo", str),
@@ -46,8 +44,11 @@ def _int_or_na(value: Optional[int]):
     return value if isinstance(value, int) else MISSING
 
 
-def dump_logger(item: LoggerBuffers, open_file: OpenFile) -> Optional[str]:
-    """One ``.etl`` per logger: a logfile header buffer, then every valid buffer as memory held it."""
+def dump_logger(item: LoggerBuffers, dumper: Dumper) -> Optional[str]:
+    """One ``.etl`` per logger: a logfile header buffer, then every valid buffer as memory held it.
+
+    Written through the run's :class:`Dumper`, so ``--dump-limit`` bounds it like every other dump.
+    """
     valid = [buffer for buffer in item.buffers if buffer.valid]
     if not valid:
         return None
@@ -67,16 +68,13 @@ def dump_logger(item: LoggerBuffers, open_file: OpenFile) -> Optional[str]:
     )
     silo = "host" if item.silo.label.startswith("host") else f"silo{item.silo.address or 0:x}"
     name = f"etw.{silo}.{logger_id}.{safe_component(item.logger.name)}.etl"
-    with open_file(name) as handle:
-        handle.write(header_buffer(facts))
-        for buffer in valid:
-            handle.write(buffer.data)
-    return name
+    data = b"".join([header_buffer(facts), *(buffer.data for buffer in valid)])
+    return ", ".join(dumper.write_bytes(name, data))
 
 
-def buffer_rows(loggers: Iterator[LoggerBuffers], open_file: Optional[OpenFile]) -> Iterator[tuple]:
+def buffer_rows(loggers: Iterator[LoggerBuffers], dumper: Optional[Dumper]) -> Iterator[tuple]:
     for item in loggers:
-        written = dump_logger(item, open_file) if open_file is not None else None
+        written = dump_logger(item, dumper) if dumper is not None else None
         fields = item.logger.fields
         for buffer in item.buffers:
             header = buffer.header

@@ -1,11 +1,10 @@
 """wmi.etwbuffers: ETW buffers held by every logger context, validated; --dump writes one .etl each."""
 
 from volatility3.framework import interfaces
-from volatility3.framework.configuration import requirements
 
 from wmiforensics.etw.buffers import BufferRecovery
-from wmiforensics.vol import etwbuffers
-from wmiforensics.vol.plugin_base import EtwTable
+from wmiforensics.vol import dumps, etwbuffers
+from wmiforensics.vol.plugin_base import EtwTable, dump_requirement
 
 
 class WmiEtwBuffers(EtwTable, interfaces.plugins.PluginInterface):
@@ -20,14 +19,10 @@ class WmiEtwBuffers(EtwTable, interfaces.plugins.PluginInterface):
     def get_requirements(cls):
         return [
             *cls.input_requirements(),
-            requirements.BooleanRequirement(
-                name="dump",
-                description="Write one .etl file per logger (logfile header, then its valid buffers)",
-                default=False,
-                optional=True,
-            ),
+            dump_requirement("Write one .etl file per logger (logfile header, then its valid buffers)"),
+            dumps.dump_limit_requirement(),
         ]
 
     def rows(self, reader, silos):
-        open_file = self.open if self.config.get("dump") else None
-        return etwbuffers.buffer_rows(BufferRecovery(reader).loggers(silos), open_file)
+        dumper = dumps.Dumper.from_config(self.open if self.config.get("dump") else None, self.config)
+        return etwbuffers.buffer_rows(BufferRecovery(reader).loggers(silos), dumper)
