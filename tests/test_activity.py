@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fixtures.labdump import wmiactivity as planting
 from fixtures.labdump import wmiobjects as w
 from fixtures.labdump.wmiactivity import SEVERITIES, apply_activity
 from fixtures.labdump.wmiprvse import build_wmiprvse
@@ -19,7 +20,7 @@ from tests.conftest import REAL_DUMPS, REPO, run_vol
 from tests.test_real_dumps import WINDOWS
 from wmiforensics.activity import carve, classify, process_chunks
 from wmiforensics.backends.minidump import facts_from_minidump
-from wmiforensics.engine import Severity
+from wmiforensics.engine import Confidence, Severity
 from wmiforensics.minidump import Minidump
 from wmiforensics.vol.activity import analyse
 
@@ -51,6 +52,9 @@ def _check(found, expected):
         assert activity.severity.name.lower() == item.severity, (item.operation, activity.reason)
         for name, value in item.values.items():
             assert activity.properties.get(name) == value, (item.operation, name)
+        if item.form == "string":
+            assert activity.detail["encoding"] == (item.detail or "UTF-16LE"), item.operation
+            assert "without its object or request" in activity.reason
 
 
 def test_every_planted_item_is_recovered_and_classified(lab):
@@ -129,12 +133,19 @@ WINDOWS_REAL = sorted(WINDOWS)
 
 
 def test_real_dumps_stay_quiet():
+    """Objects, requests and strings: nothing above low in any real dump that opens, including the
+    ones from other platforms (their bytes are memory too)."""
     if not REAL_DUMPS.exists():
         pytest.skip("real dumps not found")
-    for relative in WINDOWS_REAL:
+    from tests.test_real_dumps import FOREIGN
+
+    scanned = 0
+    for relative in WINDOWS_REAL + sorted(FOREIGN):
         facts = facts_from_minidump(Minidump.open(REAL_DUMPS / relative))
         loud = [a for a in analyse(facts) if a.severity > Severity.LOW]
         assert not loud, (relative, [(a.kind, a.reason) for a in loud])
+        scanned += sum(len(data) for _, data in process_chunks(facts))
+    assert scanned > 1 << 20, "the real dumps' bytes were carved"
 
 
 def test_plugin_rows_renderers_and_dump(lab, tmp_path):
@@ -223,14 +234,25 @@ def test_memory_full_of_anchors_stays_bounded():
     pieces=st.lists(
         st.one_of(
             st.binary(max_size=64),
-            st.sampled_from([b"\x78\x56\x34\x12", b"\x05\x00\x07\x00", b"MEOW", b"\xff" * 8]),
+            st.sampled_from(
+                [
+                    b"\x78\x56\x34\x12",
+                    b"\x05\x00\x07\x00",
+                    b"MEOW",
+                    b"\xff" * 8,
+                    "SELECT * FROM Win32_".encode("utf-16-le"),
+                    "\\\\.\\root\\".encode("utf-16-le"),
+                    b"\0\0",
+                ]
+            ),
             st.integers(0, 3),
         ),
         max_size=40,
     )
 )
 def test_fuzz_carver_on_mixed_memory(pieces):
-    """Valid units and request bodies cut and mixed with junk and anchors: one pass, no exception."""
+    """Valid units, request bodies and strings cut and mixed with junk and anchors: one pass, no
+    exception."""
     seeds = _fuzz_seeds()
     memory = b"".join(seeds[p][: 40 + p * 97] if isinstance(p, int) else p for p in pieces)
     for item in classify(carve([(0x7000, memory), (0x7000 + len(memory) // 2, memory[len(memory) // 2 :])])):
@@ -247,6 +269,7 @@ def _fuzz_seeds():
         lab.exec_method("Win32_Process", "Create", block),
         lab.exec_query("SELECT * FROM Win32_Service"),
         lab.put_instance(w.instance_block(w.EVENT_FILTER, {"Name": "f", "Query": "q"})),
+        _bstr(lab.WMIEXEC_STRING),
     ]
 
 
@@ -268,7 +291,7 @@ def test_readme_worked_example_is_true(tmp_path):
     reasons = [cells[16] for cells in lines]
     shown = example.split("$ vol")
     assert shown[1].splitlines()[1:] == table
-    assert shown[2].splitlines()[1:] == [reasons[2], reasons[10]]  # sed -n "6p;14p"
+    assert shown[2].splitlines()[1:] == [reasons[3], reasons[11]]  # sed -n "7p;15p"
 
 
 def test_impacket_object_array_results_are_decoded():
@@ -304,3 +327,156 @@ def test_impacket_object_array_results_are_decoded():
     ]
     assert all(found[1].properties[name] == value for name, value in values.items())
     assert found[1].kind == "subscription_filter" and found[1].namespace == "ROOT\\subscription"
+
+
+# --- WMI strings ---------------------------------------------------------------------------------------
+
+
+def _utf16z(text: str) -> bytes:
+    return text.encode("utf-16-le") + b"\0\0"
+
+
+def _bstr(text: str) -> bytes:
+    chars = text.encode("utf-16-le")
+    return struct.pack("<I", len(chars)) + chars + b"\0\0"
+
+
+STRING_SHAPES = (
+    # text, operation, kind, severity, class, key property
+    (planting.WMIEXEC_STRING, "command line", "process_create", "critical", "-", "CommandLine"),
+    (
+        "SELECT * FROM __InstanceModificationEvent WITHIN 60 WHERE TargetInstance ISA "
+        "'Win32_PerfFormattedData_PerfOS_System' AND TargetInstance.SystemUpTime >= 240",
+        "WQL query",
+        "event_query",
+        "medium",
+        "-",
+        "Query",
+    ),
+    (
+        "select * from Win32_Process where Name='lsass.exe'",
+        "WQL query",
+        "reconnaissance",
+        "low",
+        "-",
+        "Query",
+    ),
+    (
+        '\\\\.\\root\\subscription:__EventFilter.Name="EF_Updater"',
+        "object path",
+        "subscription_filter",
+        "medium",
+        "__EventFilter",
+        "Name",
+    ),
+    ('Win32_Process.Handle="5120"', "object path", "object", "info", "Win32_Process", "Handle"),
+    ("//./root/cimv2", "namespace path", "namespace", "info", "-", None),
+    ("\\\\DC01\\root\\subscription", "namespace path", "namespace", "low", "-", None),
+    (planting.ENCODED_PS, "command line", "process_create", "critical", "-", "CommandLine"),
+    (
+        "SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\WDigest",
+        "registry key",
+        "registry_read",
+        "low",
+        "-",
+        "sSubKeyName",
+    ),
+)
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_every_string_shape_is_recovered_as_a_string(odd):
+    """Each shape, as a BSTR and as plain UTF-16LE, at even and odd addresses, between junk."""
+    junk = b"\x5c\x11\x00\x00\xfe\xca"
+    memory, where = b"\x01" * (33 if odd else 32), []
+    for text, *_rest in STRING_SHAPES:
+        for as_bstr in (True, False):
+            memory += junk
+            where.append((len(memory) + (4 if as_bstr else 0), text, as_bstr))
+            memory += _bstr(text) if as_bstr else _utf16z(text)
+    found = {a.address: a for a in classify(carve([(0x20000, memory + b"\0" * 8)]))}
+    assert len(found) == len(where), sorted((a.operation, a.properties.get("Text")) for a in found.values())
+    shapes = {text: shape for text, *shape in STRING_SHAPES}
+    for offset, text, as_bstr in where:
+        activity = found[0x20000 + offset]
+        operation, kind, severity, class_name, key = shapes[text]
+        assert (activity.form, activity.operation, activity.kind) == ("string", operation, kind), text
+        assert (activity.severity.name.lower(), activity.class_name) == (severity, class_name), text
+        assert activity.detail["encoding"] == ("BSTR" if as_bstr else "UTF-16LE")
+        assert activity.properties["Text"] == text and activity.size == 2 * len(text) + 2
+        if key and key in ("CommandLine", "Query", "sSubKeyName"):
+            assert activity.properties[key] == text
+        assert activity.confidence < Confidence.HIGH, "a string alone is never high confidence"
+
+
+def test_string_confidence_is_below_the_objects():
+    """The same command line as a decoded in-parameters object (high) and as a BSTR (medium)."""
+    command = planting.WMIEXEC_STRING
+    block = w.instance_block(w.PROCESS_CREATE_IN, {"CommandLine": command}, server=None)
+    memory = b"\0" * 16 + w.encoding_unit(block) + b"\0" * 16 + _bstr(command) + b"\0" * 8
+    by_form = {a.form: a for a in classify(carve([(0x1000, memory)]))}
+    assert by_form["object"].confidence == Confidence.HIGH
+    assert by_form["string"].confidence == Confidence.MEDIUM
+    assert by_form["string"].severity == by_form["object"].severity == Severity.CRITICAL
+
+
+def test_strings_inside_decoded_objects_and_requests_are_not_repeated():
+    """A wide command line inside an object, a WQL inside a request body: one row each. With the
+    object's signature broken the same bytes give a string row, so the dedup is what hides it."""
+    command = planting.WMIEXEC_STRING
+    block = w.instance_block(w.PROCESS_CREATE_IN, {"CommandLine": command}, server=None, wide=True)
+    unit = w.encoding_unit(block)
+    query = planting.exec_query("SELECT * FROM Win32_Service")
+    memory = b"\0" * 16 + unit + b"\0" * 16 + query + b"\0" * 16
+    found = classify(carve([(0x1000, memory)]))
+    assert sorted(a.form for a in found) == ["object", "request"]
+    broken = b"\0" * 16 + b"\x00" + unit[1:] + b"\0" * 16 + query + b"\0" * 16
+    assert sorted(a.form for a in classify(carve([(0x1000, broken)]))) == ["request", "string"]
+    # an object straddling two chunks (read whole from the first) still hides its strings in the second
+    chunks = [(0x1000, memory[:200]), (0x1000 + 100, memory[100:])]
+    whole = classify(carve(chunks, lambda address, length: memory[address - 0x1000 :][:length]))
+    assert sorted(a.form for a in whole) == ["object", "request"]
+
+
+def test_string_cut_by_a_chunk_start_is_reported_once_whole():
+    text = "SELECT * FROM Win32_Process WHERE Name = 'powershell.exe'"
+    memory = b"\x07" * 64 + _utf16z(text) + b"\0" * 64
+    cut = 64 + 40  # the next chunk starts inside the string
+    found = classify(carve([(0x1000, memory[: cut + 200]), (0x1000 + cut, memory[cut:])]))
+    assert [(a.address, a.properties["Query"]) for a in found] == [(0x1000 + 64, text)]
+
+
+def test_not_wmi_strings_give_no_rows():
+    """Anchors in text that is no WMI operation, unterminated text and one-byte text: no rows."""
+    memory = b"\0".join(
+        [
+            _utf16z("Win32_Process"),  # a class name alone
+            _utf16z("please select a file from the list"),  # no FROM <class> shape
+            _utf16z("C:\\Windows\\System32\\cmd.exe"),
+            b"SELECT * FROM Win32_Process\0",  # one byte a character
+            "SELECT * FROM Win32_Service".encode("utf-16-le"),  # runs to the end: no terminator
+        ]
+    )
+    assert classify(carve([(0x1000, memory)])) == []
+
+
+def test_hostile_string_memory_stays_bounded():
+    """100 MiB of ``SELECT `` (UTF-16LE at both alignments, and ASCII), and unterminated text up to
+    each chunk's end, in overlapping 16 MiB chunks: a few seconds, no rows, a real string after a
+    flood in the next chunk still found."""
+    import time
+
+    from wmiforensics.activity.strings import MAX_STRING_BYTES
+
+    chunk, overlap = 16 << 20, 64 << 10
+    flood = ("SELECT " * ((chunk + overlap) // 14 + 1)).encode("utf-16-le")[: chunk + overlap]
+    kinds = [flood, b"\x01" + flood[:-1], (b"SELECT " * (len(flood) // 7 + 1))[: len(flood)]]
+    memory_chunks = [(n * chunk, kinds[n % 3]) for n in range(6)]
+    real = b"\0\0" + _bstr("SELECT * FROM AntiVirusProduct") + b"\0" * 8
+    memory_chunks.append((6 * chunk, real + b"A\0" * (chunk // 2)))
+    started = time.perf_counter()
+    found = classify(carve(memory_chunks))
+    elapsed = time.perf_counter() - started
+    assert [(a.address, a.kind) for a in found] == [(6 * chunk + 6, "reconnaissance")]
+    assert elapsed < 60, elapsed
+    assert overlap // 2 >= MAX_STRING_BYTES, "a string that starts in a chunk ends inside it"

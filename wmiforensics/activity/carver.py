@@ -1,10 +1,12 @@
-"""Find WMI objects, WMI request bodies and WMI result packets in raw memory by their anchors.
+"""Find WMI objects, WMI request bodies, WMI result packets and WMI strings in raw memory by anchors.
 
 The carver reads an iterable of ``(address, bytes)`` chunks (consecutive chunks may overlap so an
 item that straddles a boundary is seen whole in one of them) and looks for three anchors with
 ``bytes.find``: the [MS-WMIO] EncodingUnit signature ``78 56 34 12``, the [MS-DCOM] ORPCTHIS
 version ``05 00 07 00`` and the [MS-WMI] ObjectArray signature ``WBEMDATA`` (query results and
-events, whose objects are bare object blocks). Its cost is linear in the bytes it is given.
+events, whose objects are bare object blocks); then for free-standing UTF-16LE strings and BSTRs
+of WMI operations by their markers (:mod:`.strings`), outside what was decoded already. Its cost
+is linear in the bytes it is given.
 Items found twice in an overlap are reported once (by address). An object too long for its
 chunk is read whole through the optional ``read`` callable, up to :data:`MAX_UNIT` bytes and at
 most a chunk's worth of such reads per chunk. Each object's decoding work is bounded in
@@ -22,6 +24,7 @@ from ..wmio.structs import OBJECT_FLAG_CLASS, OBJECT_FLAG_INSTANCE, OBJECT_FLAGS
 from .packets import ANCHOR as PACKET_ANCHOR
 from .packets import parse_object_array
 from .requests import ANCHOR, Request, parse_request
+from .strings import Covered, find_strings, marker_hits
 
 MIN_UNIT = 8 + 1 + 13 + 8  # header, flags, a class header, the smallest lists
 MAX_UNIT = 16 << 20
@@ -33,15 +36,18 @@ Reader = Callable[[int, int], bytes]
 
 @dataclass
 class Carved:
-    """One anchored item: a decoded object, a request (maybe carrying an object), or an object that
-    could not be decoded (``error`` says why)."""
+    """One anchored item: a decoded object, a request (maybe carrying an object), a WMI string, or
+    an object that could not be decoded (``error`` says why)."""
 
     address: int
-    form: str  # "object", "request" or "result" (an object in an ObjectArray packet)
+    form: str  # "object", "request", "result" (an object in an ObjectArray packet) or "string"
     size: int
     obj: Optional[WmiObject] = None
     request: Optional[Request] = None
     error: Optional[str] = None
+    #: A string's text and whether a consistent BSTR length prefix precedes it.
+    text: Optional[str] = None
+    bstr: bool = False
 
 
 def _plausible_header(data: bytes, pos: int) -> Optional[int]:
@@ -89,43 +95,57 @@ def _anchors(data: bytes, needle: bytes) -> Iterator[int]:
 
 
 def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Carved]:
-    """Every request body and object block in ``chunks``, each once, requests first per chunk."""
+    """Every request body, object block and WMI string in ``chunks``, each once; per chunk requests
+    first, strings last (a string inside a decoded object or request is not reported again)."""
     seen: Set[int] = set()
+    string_ends: Set[int] = set()  # a string cut by a chunk's start ends where the whole one does
     budget = _Budget()
+    explained = Covered()
     for base, data in chunks:
-        budget.extra = max(len(data), MAX_UNIT)
-        covered = 0  # anchors inside an object already decoded from this chunk are not new objects
-        for pos in _anchors(data, ANCHOR):
-            address = base + pos
-            if address in seen:
-                continue
-            request = parse_request(data, pos, address)
-            if request is None:
-                continue
-            seen.add(address)
-            carved = Carved(address, "request", request.size, request=request)
-            if request.unit_offset is not None and _plausible_header(data, pos + request.unit_offset):
-                inner = _decode_unit(
-                    data, pos + request.unit_offset, address + request.unit_offset, read, budget
-                )
-                seen.add(inner.address)
-                carved.obj, carved.error = inner.obj, inner.error
-                carved.size = max(carved.size, request.unit_offset + inner.size)
-            yield carved
-        for pos in _anchors(data, PACKET_ANCHOR):
-            packet = parse_object_array(data, pos, base + pos)
-            if packet is None:
-                continue
-            for address, obj, error in packet.objects:
-                if address not in seen:
-                    seen.add(address)
-                    yield Carved(address, "result", obj.size if obj else 0, obj=obj, error=error)
-        for pos in _anchors(data, SIGNATURE_BYTES):
-            address = base + pos
-            if address in seen or pos < covered or _plausible_header(data, pos) is None:
-                continue
-            seen.add(address)
-            carved = _decode_unit(data, pos, address, read, budget)
-            if carved.obj is not None:
-                covered = pos + carved.size
-            yield carved
+        explained.forget_before(base)
+        for item in _structured(data, base, read, budget, seen):
+            if item.obj is not None or item.request is not None:
+                explained.add(item.address, item.address + item.size)
+            yield item
+        for found in find_strings(data, base, explained, marker_hits(data)):
+            if found.end not in string_ends:
+                string_ends.add(found.end)
+                yield Carved(found.address, "string", found.size, text=found.text, bstr=found.bstr)
+
+
+def _structured(data: bytes, base: int, read: Optional[Reader], budget: _Budget, seen: Set[int]):
+    """Request bodies, result packets and object blocks in one chunk."""
+    budget.extra = max(len(data), MAX_UNIT)
+    covered = 0  # anchors inside an object already decoded from this chunk are not new objects
+    for pos in _anchors(data, ANCHOR):
+        address = base + pos
+        if address in seen:
+            continue
+        request = parse_request(data, pos, address)
+        if request is None:
+            continue
+        seen.add(address)
+        carved = Carved(address, "request", request.size, request=request)
+        if request.unit_offset is not None and _plausible_header(data, pos + request.unit_offset):
+            inner = _decode_unit(data, pos + request.unit_offset, address + request.unit_offset, read, budget)
+            seen.add(inner.address)
+            carved.obj, carved.error = inner.obj, inner.error
+            carved.size = max(carved.size, request.unit_offset + inner.size)
+        yield carved
+    for pos in _anchors(data, PACKET_ANCHOR):
+        packet = parse_object_array(data, pos, base + pos)
+        if packet is None:
+            continue
+        for address, obj, error in packet.objects:
+            if address not in seen:
+                seen.add(address)
+                yield Carved(address, "result", obj.size if obj else 0, obj=obj, error=error)
+    for pos in _anchors(data, SIGNATURE_BYTES):
+        address = base + pos
+        if address in seen or pos < covered or _plausible_header(data, pos) is None:
+            continue
+        seen.add(address)
+        carved = _decode_unit(data, pos, address, read, budget)
+        if carved.obj is not None:
+            covered = pos + carved.size
+        yield carved

@@ -235,8 +235,9 @@ def _payload(activity: Activity) -> str:
     if activity.class_name.lower() == "activescripteventconsumer":
         engine = _text(props, "ScriptingEngine") or "script"
         source = _text(props, "ScriptText") or _text(props, "ScriptFileName")
-        return f"{engine} script '{source[:80]}'"
-    return repr(_text(props, "CommandLineTemplate") or _text(props, "ExecutablePath"))
+        return f"{engine} script '{source[:80]}'" if source else "a script (not in this object)"
+    command = _text(props, "CommandLineTemplate") or _text(props, "ExecutablePath")
+    return repr(command) if command else "a command line (not in this object)"
 
 
 def _subscription_part(activity: Activity, lowered: str) -> Activity:
@@ -256,7 +257,9 @@ def _subscription_part(activity: Activity, lowered: str) -> Activity:
             "subscription_filter",
             Severity.MEDIUM,
             Confidence.MEDIUM,
-            f"permanent event filter '{name}' fires on {describe_filter(query)}: '{query}'",
+            f"permanent event filter '{name}' fires on {describe_filter(query)}: '{query}'"
+            if query
+            else f"permanent event filter '{name}' (its query is not in this object)",
         )
     if lowered in CONSUMERS_THAT_RUN:
         return _set(
@@ -460,8 +463,98 @@ def classify_request(activity: Activity, operation: str, strings: List[str]) -> 
     )
 
 
-def activity_of(item: Carved) -> Activity:
-    """The classified activity for one carved item."""
+_WQL = re.compile(r"(?is)^\s*select\s.+?\sfrom\s+\w")
+_EVENT_QUERY = re.compile(r"(?i)\b(__\w*Event\b|WITHIN\s+\d)")
+_OBJECT_PATH = re.compile(
+    r"^(?:(?P<namespace>(?:\\\\|//)[^\\/:]+[\\/]\w+(?:[\\/]\w+)*|root(?:[\\/]\w+)*):)?"
+    r"(?P<class>[A-Za-z_]\w*)(?:\.(?P<keys>\w+\s*=.*)|=@)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_PATH_KEY = re.compile(r'\s*(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*(?:,|$)')
+_NAMESPACE_PATH = re.compile(
+    r"(?i)^(?:winmgmts:(?:\{[^}]*\}!?)?)?(?:(?:\\\\|//)(?P<host>[^\\/]+)[\\/])?root(?:[\\/]\w+)*$"
+)
+_LOCAL_HOSTS = {".", "localhost", "127.0.0.1"}
+_LOWER_CONFIDENCE = {Confidence.HIGH: Confidence.MEDIUM, Confidence.MEDIUM: Confidence.LOW}
+
+
+def _path_keys(keys: str) -> Dict[str, str]:
+    """``Name="x",Other=3`` -> {"Name": "x", "Other": "3"} (escapes in quoted values undone)."""
+    values: Dict[str, str] = {}
+    for match in _PATH_KEY.finditer(keys):
+        if not match.group(1):
+            continue
+        value = match.group(2).strip()
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        values[match.group(1)] = value
+    return values
+
+
+def _string_shape(activity: Activity, text: str) -> Optional[Activity]:
+    """Classify one string by the rule its shape falls under, or None if it is no WMI operation."""
+    if _WQL.match(text):
+        activity.operation = "WQL query"
+        if not _EVENT_QUERY.search(text):
+            return classify_request(activity, "ExecQuery", ["WQL", text])
+        activity.properties["Query"] = text
+        return _set(
+            activity,
+            "event_query",
+            Severity.MEDIUM,
+            Confidence.MEDIUM,
+            f"event query on {describe_filter(text)} (a permanent filter's or a temporary subscription's): "
+            f"'{text}'",
+        )
+    path = _OBJECT_PATH.match(text)
+    if path:
+        activity.class_name = path.group("class")
+        activity.operation = "object path"
+        activity.namespace = path.group("namespace")
+        activity.properties = _path_keys(path.group("keys") or "")
+        activity.properties["__PATH"] = text
+        return classify_object(activity, False, [])
+    namespace = _NAMESPACE_PATH.match(text)
+    if namespace:
+        activity.operation, activity.namespace = "namespace path", text
+        host = namespace.group("host")
+        if host and host.lower() not in _LOCAL_HOSTS:
+            return _set(
+                activity, "namespace", Severity.LOW, Confidence.MEDIUM, f"namespace on another host: '{text}'"
+            )
+        return _set(activity, "namespace", Severity.INFO, Confidence.MEDIUM, f"namespace '{text}'")
+    if launcher(text):
+        activity.operation = "command line"
+        activity.properties = {"CommandLine": text}
+        return _process_creation(activity, text, "a command line")
+    if any(re.search(pattern, text, re.IGNORECASE) for pattern, _ in SECURITY_KEYS) and "\\" in text:
+        activity.operation = "registry key"
+        activity.properties = {"sSubKeyName": text}
+        reason = f"StdRegProv key path '{text}'"
+        return _set(activity, "registry_read", Severity.LOW, Confidence.MEDIUM, reason)
+    return None
+
+
+def string_activity(item: Carved) -> Optional[Activity]:
+    """A free-standing WMI string classified by the rules for objects and requests, one confidence
+    step lower (a string alone shows an operation was prepared or seen, not its whole object)."""
+    text = item.text or ""
+    activity = Activity(item.address, item.size, "string", None, "-", "string", {"Text": text})
+    activity.detail = {"encoding": "BSTR" if item.bstr else "UTF-16LE", "characters": len(text)}
+    classified = _string_shape(activity, text)
+    if classified is None:
+        return None
+    classified.properties.setdefault("Text", text)
+    classified.confidence = _LOWER_CONFIDENCE.get(classified.confidence, Confidence.LOW)
+    what = "BSTR" if item.bstr else "UTF-16LE string"
+    classified.reason = f"{what} without its object or request (lower confidence): {classified.reason}"
+    return classified
+
+
+def activity_of(item: Carved) -> Optional[Activity]:
+    """The classified activity for one carved item (None for a string that is no WMI operation)."""
+    if item.form == "string":
+        return string_activity(item)
     obj = item.obj
     if item.request is not None:
         request = item.request
@@ -600,5 +693,6 @@ def subscriptions(activities: Iterable[Activity]) -> List[Activity]:
 
 def classify(items: Iterable[Carved]) -> List[Activity]:
     """Every carved item classified, followed by the subscription chains joined from them."""
-    activities = sorted((activity_of(item) for item in items), key=lambda item: item.address)
-    return activities + subscriptions(activities)
+    classified = (activity_of(item) for item in items)
+    activities = sorted((item for item in classified if item is not None), key=lambda item: item.address)
+    return activities + subscriptions([item for item in activities if item.form != "string"])
