@@ -59,7 +59,9 @@ def main() -> int:
         write_minidump(proc, out)
     size = path.stat().st_size
     vol = shutil.which("vol") or str(Path(sys.executable).with_name("vol"))
-    base = [vol, "-q", "-p", str(REPO / "plugins"), "-f", str(path), "-r", "json"]
+    cache = args.workdir / "vol-cache"
+    cache.mkdir(exist_ok=True)
+    base = [vol, "-q", "--cache-path", str(cache), "-p", str(REPO / "plugins"), "-f", str(path), "-r", "json"]
     samples = {"wmi.activity": [], "wmi.yarascan": []}
     rows = {}
     for _ in range(args.runs):

@@ -294,39 +294,75 @@ def test_readme_worked_example_is_true(tmp_path):
     assert shown[2].splitlines()[1:] == [reasons[3], reasons[11]]  # sed -n "7p;15p"
 
 
-def test_impacket_object_array_results_are_decoded():
-    """An [MS-WMI] ObjectArray as impacket's structures lay it out (IWbemWCOSmartEnum::Next results):
-    a class, an instance and an instance without its class part."""
+def _impacket_noclass(objref: bytes) -> bytes:
+    """[MS-WMIO] 2.2.3 EncodingUnitInstanceNoClass laid out by impacket's own structures: its
+    ObjectFlags, Decoration and InstanceType with the CurrentClass left out (as impacket itself does
+    to compute the instance's EncodingLength)."""
     from impacket.dcerpc.v5.dcom import wmi
+    from impacket.dcerpc.v5.dcomrt import OBJREF_CUSTOM
 
-    values = {
+    block = wmi.ENCODING_UNIT(OBJREF_CUSTOM(objref)["pObjectData"])["ObjectBlock"]
+    instance = block["InstanceType"]
+    instance["CurrentClass"] = b""
+    return bytes([block["ObjectFlags"]]) + block["Decoration"].getData() + instance.getData()
+
+
+def test_impacket_object_array_results_are_decoded():
+    """An [MS-WMI] ObjectArray built with impacket's structures (IWbemWCOSmartEnum::Next results):
+    a class, an impacket-encoded __EventFilter instance, a second filter without its class part
+    (2.2.14.4, same classID: decoded against the first one's class) and one whose classID matches
+    no instance in the packet (reported with that reason)."""
+    from impacket.dcerpc.v5.dcom import wmi
+    from impacket.dcerpc.v5.dcomrt import OBJREF_CUSTOM
+
+    first = {
         "Name": "backup",
         "Query": "SELECT * FROM __InstanceCreationEvent WITHIN 10",
         "QueryLanguage": "WQL",
     }
-    instance = wmi.WBEMOBJECT_INSTANCE()
-    instance["classID"] = b"\x42" * 16
-    instance["ObjectData"] = w.instance_block(w.EVENT_FILTER, values, namespace="ROOT\\subscription")
-    instance["dwSizeOfData"] = len(instance["ObjectData"])
+    second = {
+        "Name": "LogonWatch",
+        "Query": "SELECT * FROM __InstanceCreationEvent WITHIN 5 WHERE TargetInstance ISA "
+        "'Win32_LogonSession'",
+        "QueryLanguage": "WQL",
+        "EventNamespace": "root\\cimv2",
+    }
+    bodies = []
     klass = wmi.WBEMOBJECT_CLASS()
     klass["ObjectData"] = w.class_block(w.WIN32_ENVIRONMENT)
     klass["dwSizeOfData"] = len(klass["ObjectData"])
+    bodies.append((1, klass.getData()))
+    instance = wmi.WBEMOBJECT_INSTANCE()
+    instance["classID"] = b"\x42" * 16
+    instance["ObjectData"] = OBJREF_CUSTOM(imp.put_instance(w.EVENT_FILTER, first))["pObjectData"][8:]
+    instance["dwSizeOfData"] = len(instance["ObjectData"])
+    bodies.append((2, instance.getData()))
+    for class_id in (b"\x42" * 16, b"\x43" * 16):
+        noclass = wmi.WBEMOBJECT_INSTANCE_NOCLASS()
+        noclass["classID"] = class_id
+        noclass["ObjectData"] = _impacket_noclass(imp.put_instance(w.EVENT_FILTER, second))
+        noclass["dwSizeOfData"] = len(noclass["ObjectData"])
+        bodies.append((3, noclass.getData()))
     objects = b""
-    for kind, body in ((1, klass.getData()), (2, instance.getData()), (3, instance.getData())):
+    for kind, body in bodies:
         packet = wmi.WBEM_DATAPACKET_OBJECT()
         packet["bObjectType"], packet["Object"], packet["dwSizeOfData"] = kind, body, len(body)
         objects += packet.getData()
     array = wmi.ObjectArray()
-    array["dwDataSize1"], array["dwNumObjects"], array["wbemObjects"] = len(objects) + 20, 3, objects
+    array["dwDataSize1"], array["dwNumObjects"], array["wbemObjects"] = len(objects) + 20, 4, objects
     array["dwDataSize2"], array["dwDataSize3"] = len(objects) + 12, len(objects)
     memory = b"\0" * 64 + array.getData() + b"\0" * 64
     found = classify(carve([(0x9000, memory)]))
-    assert [(a.form, a.operation, a.class_name) for a in found] == [
-        ("result", "result class", "Win32_Environment"),
-        ("result", "result instance", "__EventFilter"),
+    assert [(a.form, a.operation, a.class_name, a.kind) for a in found] == [
+        ("result", "result class", "Win32_Environment", "class"),
+        ("result", "result instance", "__EventFilter", "subscription_filter"),
+        ("result", "result instance", "__EventFilter", "subscription_filter"),
+        ("result", "-", "-", "undecodable"),
     ]
-    assert all(found[1].properties[name] == value for name, value in values.items())
-    assert found[1].kind == "subscription_filter" and found[1].namespace == "ROOT\\subscription"
+    assert all(found[1].properties[name] == value for name, value in first.items())
+    assert all(found[2].properties[name] == value for name, value in second.items())
+    assert found[2].namespace == "ROOT\\subscription" and "logon" in found[2].reason
+    assert "no earlier instance" in found[3].reason and "43434343-4343" in found[3].reason
 
 
 # --- WMI strings ---------------------------------------------------------------------------------------

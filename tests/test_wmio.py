@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from fixtures.labdump import wmiobjects as w
 from tests import impacket_wmi as imp
-from wmiforensics.wmio import WmiObject, WmioError, decode_encoding_unit, decode_object_block
+from wmiforensics.wmio import (
+    WmiObject,
+    WmioError,
+    decode_encoding_unit,
+    decode_instance_without_class,
+    decode_object_block,
+)
 
 SIGNATURE = b"\x78\x56\x34\x12"
 WMIEXEC_COMMAND = "cmd.exe /Q /c whoami /all 1> \\\\127.0.0.1\\ADMIN$\\__1700000000.8913 2>&1"
@@ -329,3 +335,43 @@ def test_fuzz_mutated_units_end_in_an_object_or_one_error(seed, operations):
     result = _decode_bounded(bytes(data))
     if isinstance(result, WmiObject):
         result.to_dict()
+
+
+# --- instances without their class part ([MS-WMIO] 2.2.3, [MS-WMI] 2.2.14.4) ------------------------
+
+
+def _without_class(first: bytes, second: bytes) -> WmiObject:
+    buf = b"\xee" * 8 + first + b"\xee" * 8 + second + b"\xee" * 8
+    return decode_instance_without_class(
+        buf, (8, 8 + len(first)), 16 + len(first), 16 + len(first) + len(second)
+    )
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_instance_without_class_reads_the_earlier_instances_class(wide):
+    first = {"Name": "a", "Query": "SELECT * FROM __TimerEvent", "QueryLanguage": "WQL"}
+    second = {"Name": "second filter", "EventNamespace": "root\\cimv2", "CreatorSID": [1, 2, 0, 0]}
+    block = w.instance_noclass_block(w.EVENT_FILTER, second, namespace="ROOT\\subscription", wide=wide)
+    obj = _without_class(w.instance_block(w.EVENT_FILTER, first, wide=wide), block)
+    assert obj.class_name == "__EventFilter" and not obj.is_class
+    assert {k: v for k, v in obj.values().items() if v is not None} == second
+    assert obj.namespace == "ROOT\\subscription" and obj.server == "LAB-HOST"
+    assert obj.size == len(block) and obj.notes == []
+
+
+def test_instance_without_class_hostile_inputs_end_in_one_error():
+    first = w.instance_block(w.EVENT_FILTER, {"Name": "a"})
+    second = bytearray(w.instance_noclass_block(w.EVENT_FILTER, {"Name": "b"}, server=None))
+    with pytest.raises(WmioError, match="is a class"):
+        _without_class(w.class_block(w.EVENT_FILTER), bytes(second))
+    flagged = bytes([0x01]) + bytes(second[1:])
+    with pytest.raises(WmioError, match="name a class"):
+        _without_class(first, flagged)
+    huge = bytearray(second)
+    struct.pack_into("<I", huge, 1, 0xFFFFFFFF)  # EncodingLength 2^32 - 1
+    with pytest.raises(WmioError, match="does not fit"):
+        _without_class(first, bytes(huge))
+    with pytest.raises(WmioError):
+        _without_class(first, bytes(second[: len(second) // 2]))
+    with pytest.raises(WmioError, match="outside the buffer"):
+        decode_instance_without_class(bytes(second), (0, 1 << 40), 0, len(second))

@@ -606,12 +606,15 @@ def activity_of(item: Carved) -> Optional[Activity]:
         return classify_request(activity, request.operation, list(request.strings))
     if obj is None:
         activity = Activity(item.address, item.size, item.form, None, "-", "-")
+        what = (
+            "an object in a WBEMDATA packet" if item.form == "result" else "an MS-WMIO encoding unit header"
+        )
         return _set(
             activity,
             "undecodable",
             Severity.INFO,
             Confidence.LOW,
-            f"an MS-WMIO encoding unit header that does not decode: {item.error}",
+            f"{what} that does not decode: {item.error}",
         )
     operation = "class" if obj.is_class else "instance"
     if item.form == "result":

@@ -510,8 +510,66 @@ def _methods(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> Tuple
     return methods, part_end
 
 
-def _object_block(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> WmiObject:
-    """2.2.5 ObjectBlock = ObjectFlags [Decoration] Encoding."""
+def _instance(
+    buf: bytes, part: _ClassPart, start: int, end: int, ctx: _Context, depth: int
+) -> Tuple[WmiObject, int]:
+    """2.2.53 InstanceType after its CurrentClass (``part``, which may lie elsewhere in ``buf``):
+    EncodingLength InstanceFlags InstanceClassName NdTable InstanceData InstanceQualifierSet
+    InstanceHeap, from ``start``; the object and where the instance ends."""
+    header = _parse(s.INSTANCE_HEADER, buf, start, end, "instance header")
+    instance_end = start + header.EncodingLength
+    if instance_end > end or header.EncodingLength < s.INSTANCE_HEADER.size:
+        if not ctx.lenient:
+            raise WmioError(f"instance of {header.EncodingLength} bytes does not fit ({end - start} left)")
+        ctx.note(f"instance cut short: {end - start} of {header.EncodingLength} bytes present")
+        instance_end = end
+    table_start = start + s.INSTANCE_HEADER.size
+    table_end = table_start + (part.table.end - part.table.start)
+    if table_end > instance_end:
+        if not ctx.lenient:
+            raise WmioError("instance value table runs past the instance")
+        table_end = instance_end
+    table = _Region(table_start, table_end)
+    # 2.2.57 InstanceQualifierSet = QualifierSet InstancePropQualifierSet, then 2.2.58 InstanceHeap
+    heap = _Region(instance_end, instance_end)
+    qualifier_pos = table_end
+    try:
+        qualifier_length = _u32(buf, qualifier_pos, instance_end, "instance qualifier set length")
+        if qualifier_length < 4 or qualifier_pos + qualifier_length >= instance_end:
+            raise WmioError(f"instance qualifier set of {qualifier_length} bytes does not fit")
+        cursor = qualifier_pos + qualifier_length
+        flag = buf[cursor]
+        cursor += 1
+        if flag == s.INSTANCE_PROP_QUALIFIERS_PRESENT:
+            for _ in part.properties:
+                length = _u32(buf, cursor, instance_end, "instance property qualifier set length")
+                if length < 4:
+                    raise WmioError("instance property qualifier set shorter than its length field")
+                cursor += length
+        elif flag != s.INSTANCE_PROP_QUALIFIERS_NONE:
+            raise WmioError(f"InstPropQualSetFlag 0x{flag:02x} is neither 1 nor 2 (2.2.65)")
+        heap, _ = _heap_region(buf, cursor, instance_end, ctx, "instance heap")
+        qualifiers, _ = _qualifier_set(buf, qualifier_pos, instance_end, heap, ctx, depth, "instance")
+    except WmioError as error:
+        if not ctx.lenient:
+            raise
+        ctx.note(f"instance heap unreadable: {error}")
+        qualifiers = {}
+    name = part.name
+    if header.InstanceClassName != s.HEAP_REF_NONE:
+        try:
+            name = _heap_string(buf, heap, header.InstanceClassName, ctx, "instance class name") or name
+        except WmioError as error:
+            ctx.note(f"instance class name: {error}")
+    obj = WmiObject(False, name, part.derivation, None, None, _properties(buf, part, ctx, depth, table, heap))
+    obj.qualifiers = qualifiers
+    return obj, instance_end
+
+
+def _flags_and_decoration(
+    buf: bytes, pos: int, end: int, ctx: _Context
+) -> Tuple[int, Optional[str], Optional[str], int]:
+    """2.2.6 ObjectFlags and the optional 2.2.7 Decoration: flags, server, namespace, next offset."""
     ctx.spend(64)
     if pos >= end:
         raise WmioError("empty object block")
@@ -526,6 +584,12 @@ def _object_block(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> 
         # 2.2.7 Decoration = DecServerName DecNamespaceName
         server, cursor = read_encoded_string(buf, cursor, end, ctx)
         namespace, cursor = read_encoded_string(buf, cursor, end, ctx)
+    return flags, server, namespace, cursor
+
+
+def _object_block(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> WmiObject:
+    """2.2.5 ObjectBlock = ObjectFlags [Decoration] Encoding."""
+    flags, server, namespace, cursor = _flags_and_decoration(buf, pos, end, ctx)
     if flags & s.OBJECT_FLAG_CLASS:
         # 2.2.11 ClassType = ParentClass CurrentClass, each a ClassAndMethodsPart (2.2.14)
         parent = _class_part(buf, cursor, end, ctx, depth)
@@ -548,63 +612,8 @@ def _object_block(buf: bytes, pos: int, end: int, ctx: _Context, depth: int) -> 
         )
     else:
         part = _class_part(buf, cursor, end, ctx, depth)
-        header = _parse(s.INSTANCE_HEADER, buf, part.end, end, "instance header")
-        instance_end = part.end + header.EncodingLength
-        if instance_end > end or header.EncodingLength < s.INSTANCE_HEADER.size:
-            if not ctx.lenient:
-                raise WmioError(
-                    f"instance of {header.EncodingLength} bytes does not fit ({end - part.end} left)"
-                )
-            ctx.note(f"instance cut short: {end - part.end} of {header.EncodingLength} bytes present")
-            instance_end = end
-        table_start = part.end + s.INSTANCE_HEADER.size
-        table_end = table_start + (part.table.end - part.table.start)
-        if table_end > instance_end:
-            if not ctx.lenient:
-                raise WmioError("instance value table runs past the instance")
-            table_end = instance_end
-        table = _Region(table_start, table_end)
-        # 2.2.57 InstanceQualifierSet = QualifierSet InstancePropQualifierSet, then 2.2.58 InstanceHeap
-        heap = _Region(instance_end, instance_end)
-        qualifier_pos = table_end
-        try:
-            qualifier_length = _u32(buf, qualifier_pos, instance_end, "instance qualifier set length")
-            if qualifier_length < 4 or qualifier_pos + qualifier_length >= instance_end:
-                raise WmioError(f"instance qualifier set of {qualifier_length} bytes does not fit")
-            cursor = qualifier_pos + qualifier_length
-            flag = buf[cursor]
-            cursor += 1
-            if flag == s.INSTANCE_PROP_QUALIFIERS_PRESENT:
-                for _ in part.properties:
-                    length = _u32(buf, cursor, instance_end, "instance property qualifier set length")
-                    if length < 4:
-                        raise WmioError("instance property qualifier set shorter than its length field")
-                    cursor += length
-            elif flag != s.INSTANCE_PROP_QUALIFIERS_NONE:
-                raise WmioError(f"InstPropQualSetFlag 0x{flag:02x} is neither 1 nor 2 (2.2.65)")
-            heap, _ = _heap_region(buf, cursor, instance_end, ctx, "instance heap")
-            qualifiers, _ = _qualifier_set(buf, qualifier_pos, instance_end, heap, ctx, depth, "instance")
-        except WmioError as error:
-            if not ctx.lenient:
-                raise
-            ctx.note(f"instance heap unreadable: {error}")
-            qualifiers = {}
-        name = part.name
-        if header.InstanceClassName != s.HEAP_REF_NONE:
-            try:
-                name = _heap_string(buf, heap, header.InstanceClassName, ctx, "instance class name") or name
-            except WmioError as error:
-                ctx.note(f"instance class name: {error}")
-        obj = WmiObject(
-            False,
-            name,
-            part.derivation,
-            server,
-            namespace,
-            _properties(buf, part, ctx, depth, table, heap),
-            qualifiers,
-        )
-        cursor = instance_end
+        obj, cursor = _instance(buf, part, part.end, end, ctx, depth)
+        obj.server, obj.namespace = server, namespace
     obj.size = cursor - pos
     return obj
 
@@ -638,5 +647,30 @@ def decode_encoding_unit(buf: bytes, offset: int = 0, budget: int = WORK_BUDGET)
     # decoded in place (offsets in messages are from the start of ``buf``): no copy per candidate
     obj = _object_block(buf, start, start + min(length, available), ctx, 0)
     obj.truncated = truncated
+    obj.notes = ctx.notes
+    return obj
+
+
+def decode_instance_without_class(
+    buf: bytes, class_block: Tuple[int, int], start: int, end: int
+) -> WmiObject:
+    """Decodes the 2.2.3 EncodingUnitInstanceNoClass filling ``buf[start:end]``: ObjectFlags
+    [Decoration] then an InstanceType without its CurrentClass, which is taken from the instance
+    ObjectBlock at ``buf[class_block[0]:class_block[1]]`` (the earlier WBEMOBJECT_INSTANCE with the
+    same classID in an [MS-WMI] 2.2.14 ObjectArray). Every offset stays inside its own block."""
+    ctx = _Context(False)
+    class_start, class_end = class_block
+    if not 0 <= class_start < class_end <= len(buf) or not 0 <= start < end <= len(buf):
+        raise WmioError("object block outside the buffer")
+    flags, _, _, cursor = _flags_and_decoration(buf, class_start, class_end, ctx)
+    if flags & s.OBJECT_FLAG_CLASS:
+        raise WmioError("the object with the matching classID is a class, not an instance (2.2.14.4)")
+    part = _class_part(buf, cursor, class_end, ctx, 0)
+    flags, server, namespace, cursor = _flags_and_decoration(buf, start, end, ctx)
+    if flags & s.OBJECT_FLAG_CLASS:
+        raise WmioError(f"ObjectFlags 0x{flags:02x} of an instance without class name a class (2.2.3)")
+    obj, cursor = _instance(buf, part, cursor, end, ctx, 0)
+    obj.server, obj.namespace = server, namespace
+    obj.size = cursor - start
     obj.notes = ctx.notes
     return obj
