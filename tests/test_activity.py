@@ -121,6 +121,87 @@ def test_impacket_request_bodies_are_recognised():
     assert len(found) == 2, "the in-parameters inside the request are not reported twice"
 
 
+def _orpcthis_with_extensions(sizes):
+    """impacket's ORPCTHIS with an ORPC_EXTENT_ARRAY ([MS-DCOM] 2.2.13.2): one extent per size, the
+    array padded to an even count with a NULL pointer as the spec requires."""
+    from impacket.dcerpc.v5.dcomrt import ORPC_EXTENT, ORPC_EXTENT_ARRAY, ORPCTHIS, PORPC_EXTENT
+    from impacket.dcerpc.v5.dtypes import NULL
+    from impacket.uuid import string_to_bin
+
+    header = ORPCTHIS()
+    header["version"]["MajorVersion"], header["version"]["MinorVersion"] = 5, 7
+    header["flags"], header["cid"] = 0, b"\x11" * 16
+    pointers = []
+    for index, size in enumerate(sizes):
+        extent = ORPC_EXTENT()
+        extent["id"] = string_to_bin(f"f1f19680-4d2a-11ce-a66a-0020af6e72f{index}")
+        extent["size"] = size
+        extent["data"] = list(bytes(range(size)) + b"\0" * (-size % 8))
+        pointer = PORPC_EXTENT()
+        pointer["Data"] = extent
+        pointers.append(pointer)
+    array = ORPC_EXTENT_ARRAY()
+    array["size"], array["reserved"] = len(sizes), 0
+    array["extent"] = pointers + [NULL] * (len(sizes) % 2)
+    header["extensions"] = array
+    return header
+
+
+@pytest.mark.parametrize("sizes", [[20], [16, 36]])
+def test_request_bodies_with_orpcthis_extensions_are_recognised(sizes):
+    """ORPCTHIS carrying extensions, as impacket's structures encode them, before ExecQuery and
+    ExecMethod arguments: the calls are found and the extents recorded."""
+    from impacket.dcerpc.v5.dcom import wmi
+    from impacket.dcerpc.v5.dtypes import NULL
+
+    query = wmi.IWbemServices_ExecQuery()
+    query["ORPCthis"] = _orpcthis_with_extensions(sizes)
+    query["strQueryLanguage"]["asData"] = "WQL"
+    query["strQuery"]["asData"] = "SELECT * FROM Win32_Process"
+    query["lFlags"], query["pCtx"] = 0x30, NULL
+    command = planting.WMIEXEC_STRING
+    in_params = imp.in_params(w.win32_process_class(), "Create", command, "C:\\", None)
+    method = wmi.IWbemServices_ExecMethod()
+    method["ORPCthis"] = _orpcthis_with_extensions(sizes)
+    method["strObjectPath"]["asData"] = "Win32_Process"
+    method["strMethodName"]["asData"] = "Create"
+    method["lFlags"], method["pCtx"] = 0, NULL
+    method["pInParams"]["ulCntData"] = len(in_params)
+    method["pInParams"]["abData"] = list(in_params)
+    method.fields["ppCallResult"] = NULL
+    method.fields["ppOutParams"].fields["Data"] = NULL
+    memory = b"\0" * 32 + query.getData() + b"\0" * 32 + method.getData() + b"\0" * 32
+    found = classify(carve([(0x3000, memory)]))
+    assert [(a.form, a.operation, a.kind) for a in found] == [
+        ("request", "ExecQuery", "reconnaissance"),
+        ("request", "Win32_Process.Create", "process_create"),
+    ]
+    assert found[1].properties["CommandLine"] == command and found[1].address == 0x3000 + 64 + len(
+        query.getData()
+    )
+    for activity in found:
+        assert activity.detail["orpc_extensions"] == [
+            {"id": f"f1f19680-4d2a-11ce-a66a-0020af6e72f{index}", "size": size}
+            for index, size in enumerate(sizes)
+        ]
+
+
+def test_orpcthis_extensions_out_of_bounds_are_refused():
+    """Extent counts and sizes past the limits or the bytes: no request, no exception."""
+    from wmiforensics.activity.requests import MAX_EXTENTS, parse_request
+
+    body = planting.exec_query("SELECT * FROM Win32_Service")
+    fixed = bytearray(body[:32])
+    struct.pack_into("<I", fixed, 28, 0x20000)  # the extensions pointer is set
+    for size, conformance in ((MAX_EXTENTS + 1, MAX_EXTENTS + 2), (2, 3), (1 << 31, 0)):
+        array = struct.pack("<5I", size, 0, 0x20004, conformance, 0x20008) + b"\0" * 64
+        assert parse_request(bytes(fixed) + array + body[32:], 0, 0x1000) is None
+    extent = struct.pack("<4I", 1, 0, 0x20004, 2) + struct.pack("<2I", 0x20008, 0)
+    too_big = extent + struct.pack("<I", 0x7FFFFFF8) + b"\x11" * 16 + struct.pack("<I", 0x7FFFFFF0)
+    assert parse_request(bytes(fixed) + too_big + body[32:], 0, 0x1000) is None
+    assert parse_request(bytes(fixed) + extent[:10], 0, 0x1000) is None
+
+
 def test_undecodable_unit_is_reported_with_its_reason():
     unit = bytearray(w.encoding_unit(w.instance_block(w.EVENT_FILTER, {"Name": "x"}, server=None)))
     struct.pack_into("<I", unit, 9 + 13, 0x7FFFFFFF)  # derivation list length

@@ -555,6 +555,15 @@ def activity_of(item: Carved) -> Optional[Activity]:
     """The classified activity for one carved item (None for a string that is no WMI operation)."""
     if item.form == "string":
         return string_activity(item)
+    activity = _structured_activity(item)
+    if item.request is not None and item.request.extensions:
+        activity.detail["orpc_extensions"] = [
+            {"id": extent_id, "size": size} for extent_id, size in item.request.extensions
+        ]
+    return activity
+
+
+def _structured_activity(item: Carved) -> Activity:
     obj = item.obj
     if item.request is not None:
         request = item.request

@@ -10,6 +10,10 @@ that follow parse exactly as one of these shapes:
 * ``LPWSTR LPWSTR pCtx``: ``IWbemLevel1Login::NTLMLogin`` (namespace, locale);
 * ``MInterfacePointer lFlags pCtx``: ``PutInstance``/``PutClass`` (an OBJREF_CUSTOM object).
 
+ORPCTHIS may carry extensions ([MS-DCOM] 2.2.13.2 ORPC_EXTENT_ARRAY, deferred after the
+ORPCTHIS as NDR lays out a top-level argument's pointees): at most :data:`MAX_EXTENTS` extents of at
+most :data:`MAX_EXTENT_BYTES` each are accepted, every count checked against the bytes.
+
 References: [MS-DCOM] 2.2.13 ORPCTHIS, 2.2.18 OBJREF; [MS-WMI] 3.1.4.3 IWbemServices,
 3.1.4.1 IWbemLevel1Login; [MS-OAUT] 2.2.23 BSTR (FLAGGED_WORD_BLOB); [C706] NDR conformant arrays.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import re
 import struct
+import uuid
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -37,6 +42,9 @@ ORPCTHIS_LAYOUT = Struct(
 ORPCTHIS = FlatRecord(ORPCTHIS_LAYOUT, "Orpcthis")
 ORPCTHIS_SIZE = ORPCTHIS.size
 ANCHOR = b"\x05\x00\x07\x00"
+MAX_EXTENTS = 16
+MAX_EXTENT_BYTES = 64 << 10
+ORPC_EXTENT_HEADER = 4 + 16 + 4  # conformance (hoisted), id, size
 MAX_STRING_CHARS = 32768
 OBJREF_SIGNATURE = b"MEOW"
 OBJREF_CUSTOM_DATA = 4 + 4 + 16 + 16 + 4 + 4  # [MS-DCOM] 2.2.18.6: signature .. ObjectReferenceSize
@@ -55,6 +63,8 @@ class Request:
     flags: Optional[int]
     #: Offset of an OBJREF_CUSTOM's encoding unit inside the body (ExecMethod, PutInstance).
     unit_offset: Optional[int] = None
+    #: ORPCTHIS extensions: (GUID, data size) of each ORPC_EXTENT.
+    extensions: Tuple[Tuple[str, int], ...] = ()
 
 
 def _u32(data: bytes, pos: int) -> Optional[int]:
@@ -109,14 +119,62 @@ def _interface_pointer(data: bytes, pos: int) -> Optional[int]:
     return pos + 12 + OBJREF_CUSTOM_DATA
 
 
+def _extent_array(data: bytes, pos: int) -> Optional[Tuple[Tuple[Tuple[str, int], ...], int]]:
+    """[MS-DCOM] 2.2.13.2 ORPC_EXTENT_ARRAY at ``pos`` (size, reserved, unique pointer to a conformant
+    array of unique pointers to ORPC_EXTENT {id, size, byte data[(size + 7) & ~7]}): the extents and
+    the offset after them, or None when any count or size does not fit."""
+    if pos + 12 > len(data):
+        return None
+    size, _reserved, array_ref = struct.unpack_from("<3I", data, pos)
+    cursor = pos + 12
+    if not array_ref:
+        return ((), cursor) if size == 0 else None
+    if not 0 < size <= MAX_EXTENTS or _u32(data, cursor) != (size + 1) & ~1:
+        return None
+    count = (size + 1) & ~1
+    if cursor + 4 + 4 * count > len(data):
+        return None
+    pointers = struct.unpack_from(f"<{count}I", data, cursor + 4)
+    cursor += 4 + 4 * count
+    extents = []
+    for pointer in pointers:
+        if not pointer:
+            continue
+        if cursor + ORPC_EXTENT_HEADER > len(data):
+            return None
+        conformance, extent_size = _U32.unpack_from(data, cursor)[0], _U32.unpack_from(data, cursor + 20)[0]
+        if extent_size > MAX_EXTENT_BYTES or conformance != (extent_size + 7) & ~7:
+            return None
+        end = cursor + ORPC_EXTENT_HEADER + conformance
+        if end > len(data):
+            return None
+        extents.append((str(uuid.UUID(bytes_le=bytes(data[cursor + 4 : cursor + 20]))), extent_size))
+        cursor = _align(end)
+    return tuple(extents), cursor
+
+
 def parse_request(data: bytes, pos: int, address: int) -> Optional[Request]:
     """The request body whose ORPCTHIS starts at ``data[pos]``, or None if no known shape fits."""
     if pos + ORPCTHIS_SIZE + 16 > len(data) or data[pos : pos + 4] != ANCHOR:
         return None
     header = ORPCTHIS.tuple_type._make(ORPCTHIS.codec.unpack_from(data, pos))
-    if header.reserved1 != 0 or header.extensions != 0 or header.flags > 1:
+    if header.reserved1 != 0 or header.flags > 1:
         return None
     cursor = pos + ORPCTHIS_SIZE
+    extensions: Tuple[Tuple[str, int], ...] = ()
+    if header.extensions:
+        parsed = _extent_array(data, cursor)
+        if parsed is None:
+            return None
+        extensions, cursor = parsed
+    request = _arguments(data, pos, cursor, address)
+    if request is not None:
+        request.extensions = extensions
+    return request
+
+
+def _arguments(data: bytes, pos: int, cursor: int, address: int) -> Optional[Request]:
+    """The call whose NDR arguments start at ``data[cursor]`` (its ORPCTHIS at ``data[pos]``)."""
     first = _bstr(data, cursor)
     if first is not None:
         text, cursor = first
