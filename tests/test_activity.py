@@ -80,9 +80,39 @@ def test_small_overlapping_chunks_give_the_same_items(lab):
     assert sorted(whole) == sorted(small)
 
 
+def _impacket_exec_method(orpcthis, command: str):
+    """impacket's IWbemServices::ExecMethod body for wmiexec's Win32_Process.Create of ``command``."""
+    from impacket.dcerpc.v5.dcom import wmi
+    from impacket.dcerpc.v5.dtypes import NULL
+
+    in_params = imp.in_params(w.win32_process_class(), "Create", command, "C:\\", None)
+    method = wmi.IWbemServices_ExecMethod()
+    method["ORPCthis"] = orpcthis
+    method["strObjectPath"]["asData"] = "Win32_Process"
+    method["strMethodName"]["asData"] = "Create"
+    method["lFlags"], method["pCtx"] = 0, NULL
+    method["pInParams"]["ulCntData"] = len(in_params)
+    method["pInParams"]["abData"] = list(in_params)
+    method.fields["ppCallResult"] = NULL
+    method.fields["ppOutParams"].fields["Data"] = NULL
+    return method
+
+
+def _impacket_exec_query(orpcthis, query_text: str):
+    """impacket's IWbemServices::ExecQuery body for a WQL query."""
+    from impacket.dcerpc.v5.dcom import wmi
+    from impacket.dcerpc.v5.dtypes import NULL
+
+    query = wmi.IWbemServices_ExecQuery()
+    query["ORPCthis"] = orpcthis
+    query["strQueryLanguage"]["asData"] = "WQL"
+    query["strQuery"]["asData"] = query_text
+    query["lFlags"], query["pCtx"] = 0x30, NULL
+    return query
+
+
 def test_impacket_request_bodies_are_recognised():
     """The NDR bodies impacket sends for ExecMethod (wmiexec) and ExecQuery, with ORPCTHIS."""
-    from impacket.dcerpc.v5.dcom import wmi
     from impacket.dcerpc.v5.dcomrt import ORPCTHIS
     from impacket.dcerpc.v5.dtypes import NULL
 
@@ -93,21 +123,8 @@ def test_impacket_request_bodies_are_recognised():
         return header
 
     command = "cmd.exe /Q /c ipconfig 1> \\\\127.0.0.1\\ADMIN$\\__1700000001.25 2>&1"
-    in_params = imp.in_params(w.win32_process_class(), "Create", command, "C:\\", None)
-    method = wmi.IWbemServices_ExecMethod()
-    method["ORPCthis"] = orpcthis()
-    method["strObjectPath"]["asData"] = "Win32_Process"
-    method["strMethodName"]["asData"] = "Create"
-    method["lFlags"], method["pCtx"] = 0, NULL
-    method["pInParams"]["ulCntData"] = len(in_params)
-    method["pInParams"]["abData"] = list(in_params)
-    method.fields["ppCallResult"] = NULL
-    method.fields["ppOutParams"].fields["Data"] = NULL
-    query = wmi.IWbemServices_ExecQuery()
-    query["ORPCthis"] = orpcthis()
-    query["strQueryLanguage"]["asData"] = "WQL"
-    query["strQuery"]["asData"] = "SELECT * FROM AntiVirusProduct"
-    query["lFlags"], query["pCtx"] = 0x30, NULL
+    method = _impacket_exec_method(orpcthis(), command)
+    query = _impacket_exec_query(orpcthis(), "SELECT * FROM AntiVirusProduct")
     memory = b"\xcc" * 100 + method.getData() + b"\0" * 52 + query.getData() + b"\0" * 64
     found = classify(carve([(0x10000, memory)]))
     by_operation = {a.operation: a for a in found}
@@ -151,25 +168,10 @@ def _orpcthis_with_extensions(sizes):
 def test_request_bodies_with_orpcthis_extensions_are_recognised(sizes):
     """ORPCTHIS carrying extensions, as impacket's structures encode them, before ExecQuery and
     ExecMethod arguments: the calls are found and the extents recorded."""
-    from impacket.dcerpc.v5.dcom import wmi
-    from impacket.dcerpc.v5.dtypes import NULL
 
-    query = wmi.IWbemServices_ExecQuery()
-    query["ORPCthis"] = _orpcthis_with_extensions(sizes)
-    query["strQueryLanguage"]["asData"] = "WQL"
-    query["strQuery"]["asData"] = "SELECT * FROM Win32_Process"
-    query["lFlags"], query["pCtx"] = 0x30, NULL
+    query = _impacket_exec_query(_orpcthis_with_extensions(sizes), "SELECT * FROM Win32_Process")
     command = planting.WMIEXEC_STRING
-    in_params = imp.in_params(w.win32_process_class(), "Create", command, "C:\\", None)
-    method = wmi.IWbemServices_ExecMethod()
-    method["ORPCthis"] = _orpcthis_with_extensions(sizes)
-    method["strObjectPath"]["asData"] = "Win32_Process"
-    method["strMethodName"]["asData"] = "Create"
-    method["lFlags"], method["pCtx"] = 0, NULL
-    method["pInParams"]["ulCntData"] = len(in_params)
-    method["pInParams"]["abData"] = list(in_params)
-    method.fields["ppCallResult"] = NULL
-    method.fields["ppOutParams"].fields["Data"] = NULL
+    method = _impacket_exec_method(_orpcthis_with_extensions(sizes), command)
     memory = b"\0" * 32 + query.getData() + b"\0" * 32 + method.getData() + b"\0" * 32
     found = classify(carve([(0x3000, memory)]))
     assert [(a.form, a.operation, a.kind) for a in found] == [
@@ -449,14 +451,7 @@ def test_impacket_object_array_results_are_decoded():
 # --- WMI strings ---------------------------------------------------------------------------------------
 
 
-def _utf16z(text: str) -> bytes:
-    return text.encode("utf-16-le") + b"\0\0"
-
-
-def _bstr(text: str) -> bytes:
-    chars = text.encode("utf-16-le")
-    return struct.pack("<I", len(chars)) + chars + b"\0\0"
-
+_utf16z, _bstr = planting.utf16z, planting.bstr_copy
 
 STRING_SHAPES = (
     # text, operation, kind, severity, class, key property
@@ -578,7 +573,7 @@ def test_not_wmi_strings_give_no_rows():
 
 
 def test_hostile_string_memory_stays_bounded():
-    """100 MiB of ``SELECT `` (UTF-16LE at both alignments, and ASCII), and unterminated text up to
+    """112 MiB of ``SELECT `` (UTF-16LE at both alignments, and ASCII), and unterminated text up to
     each chunk's end, in overlapping 16 MiB chunks: a few seconds, no rows, a real string after a
     flood in the next chunk still found."""
     import time
@@ -588,12 +583,12 @@ def test_hostile_string_memory_stays_bounded():
     chunk, overlap = 16 << 20, 64 << 10
     flood = ("SELECT " * ((chunk + overlap) // 14 + 1)).encode("utf-16-le")[: chunk + overlap]
     kinds = [flood, b"\x01" + flood[:-1], (b"SELECT " * (len(flood) // 7 + 1))[: len(flood)]]
-    memory_chunks = [(n * chunk, kinds[n % 3]) for n in range(6)]
+    memory_chunks = [(n * chunk, kinds[n % 3]) for n in range(7)]
     real = b"\0\0" + _bstr("SELECT * FROM AntiVirusProduct") + b"\0" * 8
-    memory_chunks.append((6 * chunk, real + b"A\0" * (chunk // 2)))
+    memory_chunks.append((7 * chunk, real + b"A\0" * (chunk // 2)))
     started = time.perf_counter()
     found = classify(carve(memory_chunks))
     elapsed = time.perf_counter() - started
-    assert [(a.address, a.kind) for a in found] == [(6 * chunk + 6, "reconnaissance")]
+    assert [(a.address, a.kind) for a in found] == [(7 * chunk + 6, "reconnaissance")]
     assert elapsed < 60, elapsed
     assert overlap // 2 >= MAX_STRING_BYTES, "a string that starts in a chunk ends inside it"

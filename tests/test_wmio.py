@@ -351,7 +351,9 @@ def _without_class(first: bytes, second: bytes) -> WmiObject:
 def test_instance_without_class_reads_the_earlier_instances_class(wide):
     first = {"Name": "a", "Query": "SELECT * FROM __TimerEvent", "QueryLanguage": "WQL"}
     second = {"Name": "second filter", "EventNamespace": "root\\cimv2", "CreatorSID": [1, 2, 0, 0]}
-    block = w.instance_noclass_block(w.EVENT_FILTER, second, namespace="ROOT\\subscription", wide=wide)
+    block = w.instance_block(
+        w.EVENT_FILTER, second, namespace="ROOT\\subscription", wide=wide, without_class=True
+    )
     obj = _without_class(w.instance_block(w.EVENT_FILTER, first, wide=wide), block)
     assert obj.class_name == "__EventFilter" and not obj.is_class
     assert {k: v for k, v in obj.values().items() if v is not None} == second
@@ -361,7 +363,7 @@ def test_instance_without_class_reads_the_earlier_instances_class(wide):
 
 def test_instance_without_class_hostile_inputs_end_in_one_error():
     first = w.instance_block(w.EVENT_FILTER, {"Name": "a"})
-    second = bytearray(w.instance_noclass_block(w.EVENT_FILTER, {"Name": "b"}, server=None))
+    second = bytearray(w.instance_block(w.EVENT_FILTER, {"Name": "b"}, server=None, without_class=True))
     with pytest.raises(WmioError, match="is a class"):
         _without_class(w.class_block(w.EVENT_FILTER), bytes(second))
     flagged = bytes([0x01]) + bytes(second[1:])
