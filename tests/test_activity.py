@@ -312,6 +312,20 @@ def test_memory_full_of_anchors_stays_bounded():
     assert all(item.kind == "undecodable" for item in found)
 
 
+def test_anchor_floods_past_the_scanner_cap_lose_no_object():
+    """More encoding-unit signatures than YARA-X keeps for a pattern, then a real object: the binary
+    anchors fall back to ``bytes.find`` and the object is still decoded."""
+    from wmiforensics.activity.anchors import MAX_HITS, find_anchors
+
+    unit = w.encoding_unit(w.instance_block(w.PROCESS_CREATE_IN, {"CommandLine": "cmd /c x"}, server=None))
+    memory = b"\x78\x56\x34\x12" * (MAX_HITS + 10) + b"\0" * 16 + unit
+    assert len(find_anchors(memory).unit) == MAX_HITS + 11
+    found = classify(carve([(0x1000, memory)]))
+    assert [(a.address, a.properties.get("CommandLine")) for a in found] == [
+        (0x1000 + len(memory) - len(unit), "cmd /c x")
+    ]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     pieces=st.lists(

@@ -1,12 +1,12 @@
 """Find WMI objects, WMI request bodies, WMI result packets and WMI strings in raw memory by anchors.
 
 The carver reads an iterable of ``(address, bytes)`` chunks (consecutive chunks may overlap so an
-item that straddles a boundary is seen whole in one of them) and looks for three anchors with
-``bytes.find``: the [MS-WMIO] EncodingUnit signature ``78 56 34 12``, the [MS-DCOM] ORPCTHIS
-version ``05 00 07 00`` and the [MS-WMI] ObjectArray signature ``WBEMDATA`` (query results and
-events, whose objects are bare object blocks); then for free-standing UTF-16LE strings and BSTRs
-of WMI operations by their markers (:mod:`.strings`), outside what was decoded already. Its cost
-is linear in the bytes it is given.
+item that straddles a boundary is seen whole in one of them) and finds its anchors in one YARA-X
+pass (:mod:`.anchors`): the [MS-WMIO] EncodingUnit signature ``78 56 34 12``, the [MS-DCOM]
+ORPCTHIS version ``05 00 07 00``, the [MS-WMI] ObjectArray signature ``WBEMDATA`` (query results
+and events, whose objects are bare object blocks) and the markers of free-standing UTF-16LE strings
+and BSTRs of WMI operations (:mod:`.strings`), which are extended and reported outside what was
+decoded already. Its cost is linear in the bytes it is given.
 Items found twice in an overlap are reported once (by address). An object too long for its
 chunk is read whole through the optional ``read`` callable, up to :data:`MAX_UNIT` bytes and at
 most a chunk's worth of such reads per chunk. Each object's decoding work is bounded in
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Set, Tuple
 
 from ..wmio import WmiObject, WmioError, decode_encoding_unit
-from ..wmio.structs import OBJECT_FLAG_CLASS, OBJECT_FLAG_INSTANCE, OBJECT_FLAGS_KNOWN, SIGNATURE_BYTES
-from .packets import ANCHOR as PACKET_ANCHOR
+from ..wmio.structs import OBJECT_FLAG_CLASS, OBJECT_FLAG_INSTANCE, OBJECT_FLAGS_KNOWN
+from .anchors import Anchors, find_anchors
 from .packets import parse_object_array
-from .requests import ANCHOR, Request, parse_request
-from .strings import Covered, find_strings, marker_hits
+from .requests import Request, parse_request
+from .strings import Covered, find_strings
 
 MIN_UNIT = 8 + 1 + 13 + 8  # header, flags, a class header, the smallest lists
 MAX_UNIT = 16 << 20
@@ -87,13 +87,6 @@ def _decode_unit(data: bytes, pos: int, address: int, read: Optional[Reader], bu
     return Carved(address, "object", 8 + obj.size, obj=obj)
 
 
-def _anchors(data: bytes, needle: bytes) -> Iterator[int]:
-    pos = data.find(needle)
-    while pos >= 0:
-        yield pos
-        pos = data.find(needle, pos + 1)
-
-
 def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Carved]:
     """Every request body, object block and WMI string in ``chunks``, each once; per chunk requests
     first, strings last (a string inside a decoded object or request is not reported again)."""
@@ -103,21 +96,24 @@ def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Ca
     explained = Covered()
     for base, data in chunks:
         explained.forget_before(base)
-        for item in _structured(data, base, read, budget, seen):
+        anchors = find_anchors(data)
+        for item in _structured(data, base, anchors, read, budget, seen):
             if item.obj is not None or item.request is not None:
                 explained.add(item.address, item.address + item.size)
             yield item
-        for found in find_strings(data, base, explained, marker_hits(data)):
+        for found in find_strings(data, base, explained, anchors.string):
             if found.end not in string_ends:
                 string_ends.add(found.end)
                 yield Carved(found.address, "string", found.size, text=found.text, bstr=found.bstr)
 
 
-def _structured(data: bytes, base: int, read: Optional[Reader], budget: _Budget, seen: Set[int]):
+def _structured(
+    data: bytes, base: int, anchors: Anchors, read: Optional[Reader], budget: _Budget, seen: Set[int]
+) -> Iterator[Carved]:
     """Request bodies, result packets and object blocks in one chunk."""
     budget.extra = max(len(data), MAX_UNIT)
     covered = 0  # anchors inside an object already decoded from this chunk are not new objects
-    for pos in _anchors(data, ANCHOR):
+    for pos in anchors.request:
         address = base + pos
         if address in seen:
             continue
@@ -132,7 +128,7 @@ def _structured(data: bytes, base: int, read: Optional[Reader], budget: _Budget,
             carved.obj, carved.error = inner.obj, inner.error
             carved.size = max(carved.size, request.unit_offset + inner.size)
         yield carved
-    for pos in _anchors(data, PACKET_ANCHOR):
+    for pos in anchors.packet:
         packet = parse_object_array(data, pos, base + pos)
         if packet is None:
             continue
@@ -140,7 +136,7 @@ def _structured(data: bytes, base: int, read: Optional[Reader], budget: _Budget,
             if address not in seen:
                 seen.add(address)
                 yield Carved(address, "result", obj.size if obj else 0, obj=obj, error=error)
-    for pos in _anchors(data, SIGNATURE_BYTES):
+    for pos in anchors.unit:
         address = base + pos
         if address in seen or pos < covered or _plausible_header(data, pos) is None:
             continue

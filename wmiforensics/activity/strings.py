@@ -6,9 +6,9 @@ request that carried them is gone: the WQL of a query or an event filter, the co
 namespace paths (``//./root/cimv2``), ``StdRegProv`` key paths. This module finds them by
 WMI-specific markers and extends each hit to the whole string:
 
-* anchoring is one YARA-X pass over the chunk with one regular expression, the alternation of every
-  marker's UTF-16LE bytes (``nocase``); it finds text at either alignment, and its cost is linear and
-  steady whatever the bytes (separate ``wide`` strings are 100 times slower on zero-filled memory);
+* the hits come from the carver's one YARA-X pass over the chunk (:mod:`.anchors`): one regular
+  expression, the alternation of every marker's UTF-16LE bytes (``nocase``), which finds text at
+  either alignment;
 * a hit is extended backwards and forwards over UTF-16LE code units of Latin-1 text (high byte zero,
   printable low byte, tab, CR, LF) with two anchored regular expressions on a window of at most
   :data:`MAX_STRING_BYTES` each way, and must end in a NUL terminator inside the chunk; text that runs
@@ -18,8 +18,7 @@ WMI-specific markers and extends each hit to the whole string:
 
 Hits inside a string already extended, or inside an object or request the carver decoded, are
 skipped, so each byte is extended over at most once per direction and hostile memory (megabytes of
-``SELECT `` or unterminated text) stays linear. YARA-X keeps at most :data:`MAX_HITS` marker matches per
-chunk; what lies past them in a flooded chunk is not anchored.
+``SELECT `` or unterminated text) stays linear.
 """
 
 from __future__ import annotations
@@ -28,14 +27,12 @@ import bisect
 import re
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import List, Sequence, Tuple
 
 #: Longest string extended, in bytes of UTF-16LE (16,384 characters): it fits in the chunk overlap,
 #: so a string that starts in a chunk always ends inside that chunk's bytes.
 MAX_STRING_BYTES = 32 << 10
 MIN_STRING_CHARS = 8
-MAX_HITS = 100_000
 
 #: ASCII markers of WMI operations (matched without case, in UTF-16LE text).
 MARKERS = (
@@ -86,38 +83,9 @@ class FoundString:
         return self.address + 2 * len(self.text)
 
 
-def _utf16_regex(marker: str) -> str:
+def utf16_regex(marker: str) -> str:
     """A marker as a YARA regular expression over its UTF-16LE bytes (letters literal, for nocase)."""
     return "".join((ch if ch.isalnum() else f"\\x{ord(ch):02x}") + "\\x00" for ch in marker)
-
-
-def _yara_rule() -> str:
-    # One pattern: a single regular expression of every marker's UTF-16LE form. YARA-X scans it at a
-    # steady rate whatever the bytes (a set of separate ``wide`` strings is very slow on zero-filled
-    # memory), and it matches at either alignment.
-    alternatives = "|".join(_utf16_regex(marker) for marker in MARKERS)
-    return (
-        f"rule wmi_string_markers {{\n  strings:\n    $m = /({alternatives})/ nocase\n  condition: $m\n}}\n"
-    )
-
-
-@lru_cache(maxsize=1)
-def _scanner():
-    import yara_x  # an install requirement (wmi.yarascan uses it too)
-
-    scanner = yara_x.Scanner(yara_x.compile(_yara_rule()))
-    scanner.max_matches_per_pattern(MAX_HITS)
-    return scanner
-
-
-def marker_hits(data: bytes) -> List[int]:
-    """Offsets in ``data`` where a marker starts as UTF-16LE text (either alignment), sorted."""
-    hits: List[int] = []
-    for rule in _scanner().scan(data).matching_rules:
-        for pattern in rule.patterns:
-            hits.extend(match.offset for match in pattern.matches)
-    hits.sort()
-    return hits
 
 
 class Covered:
