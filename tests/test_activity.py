@@ -500,6 +500,24 @@ STRING_SHAPES = (
     ("\\\\DC01\\root\\subscription", "namespace path", "namespace", "low", "-", None),
     (planting.ENCODED_PS, "command line", "process_create", "critical", "-", "CommandLine"),
     (
+        'Set svc = GetObject("winmgmts:\\\\.\\root\\cimv2")\r\n'
+        'For Each p In svc.ExecQuery("SELECT * FROM Win32_Process")',
+        "script",
+        "script",
+        "low",
+        "-",
+        "ScriptText",
+    ),
+    (
+        'Set s = CreateObject("WScript.Shell")\r\n'
+        's.Run "cmd.exe /Q /c whoami > C:\\Windows\\Temp\\o.txt 2>&1", 0',
+        "script",
+        "process_create",
+        "critical",
+        "-",
+        "ScriptText",
+    ),
+    (
         "SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\WDigest",
         "registry key",
         "registry_read",
@@ -530,7 +548,7 @@ def test_every_string_shape_is_recovered_as_a_string(odd):
         assert (activity.severity.name.lower(), activity.class_name) == (severity, class_name), text
         assert activity.detail["encoding"] == ("BSTR" if as_bstr else "UTF-16LE")
         assert activity.properties["Text"] == text and activity.size == 2 * len(text) + 2
-        if key and key in ("CommandLine", "Query", "sSubKeyName"):
+        if key and key in ("CommandLine", "Query", "sSubKeyName", "ScriptText"):
             assert activity.properties[key] == text
         assert activity.confidence < Confidence.HIGH, "a string alone is never high confidence"
 

@@ -475,6 +475,9 @@ _NAMESPACE_PATH = re.compile(
     r"(?i)^(?:winmgmts:(?:\{[^}]*\}!?)?)?(?:(?:\\\\|//)(?P<host>[^\\/]+)[\\/])?root(?:[\\/]\w+)*$"
 )
 _LOCAL_HOSTS = {".", "localhost", "127.0.0.1"}
+#: Script source (an ActiveScriptEventConsumer's ScriptText as scrcons.exe holds it, a WMI script).
+_SCRIPT = re.compile(r"(?i)\b(CreateObject|GetObject)\s*\(|\bWScript\.|\r\n|\bfunction\s+\w+\s*\(")
+_WMI_MONIKER = re.compile(r"(?i)winmgmts:")
 _LOWER_CONFIDENCE = {Confidence.HIGH: Confidence.MEDIUM, Confidence.MEDIUM: Confidence.LOW}
 
 
@@ -523,6 +526,14 @@ def _string_shape(activity: Activity, text: str) -> Optional[Activity]:
                 activity, "namespace", Severity.LOW, Confidence.MEDIUM, f"namespace on another host: '{text}'"
             )
         return _set(activity, "namespace", Severity.INFO, Confidence.MEDIUM, f"namespace '{text}'")
+    if _SCRIPT.search(text):
+        activity.operation = "script"
+        activity.properties = {"ScriptText": text}
+        if launcher(text):
+            return _process_creation(activity, text, "a script")
+        if _WMI_MONIKER.search(text):
+            return _set(activity, "script", Severity.LOW, Confidence.MEDIUM, "a script that uses WMI")
+        return None
     if launcher(text):
         activity.operation = "command line"
         activity.properties = {"CommandLine": text}

@@ -40,6 +40,7 @@ MARKERS = (
     "root\\",  # namespace paths
     "root/",
     "winmgmts:",  # the WMI moniker of scripts
+    "wscript.shell",  # consumer scripts (scrcons.exe runs ActiveScriptEventConsumer text)
     "__eventfilter",
     "eventconsumer",
     "__filtertoconsumerbinding",
