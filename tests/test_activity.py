@@ -271,7 +271,7 @@ def test_full_image_gives_what_the_minidump_gives(tmp_path, symbol_cache):
     from fixtures.winimage import build_image, default_processes
 
     model = build_wmiprvse()
-    expected = apply_activity(model, "wmi_example")
+    expected = apply_activity(model, "wmi_all")  # objects, requests, packets and strings
     image = tmp_path / "image.raw"
     build_image(19041, default_processes(19041, wmiprvse=model), image)
     result = run_vol(image, "wmi.activity", "--min-severity", "info", symbols=symbol_cache)
