@@ -33,6 +33,7 @@ from typing import List, Sequence, Tuple
 #: so a string that starts in a chunk always ends inside that chunk's bytes.
 MAX_STRING_BYTES = 32 << 10
 MIN_STRING_CHARS = 8
+SHORT_WINDOW = 512
 
 #: ASCII markers of WMI operations (matched without case, in UTF-16LE text).
 MARKERS = (
@@ -126,9 +127,11 @@ class Covered:
 
 def _extend(data: bytes, hit: int) -> Tuple[int, int]:
     """(start, end) of the UTF-16LE text run around ``hit``, each way at most a window long."""
-    low = max(hit - MAX_STRING_BYTES, hit & 1)
-    before = _BACKWARD.match(data[low:hit][::-1])
-    start = hit - before.end()
+    for window in (SHORT_WINDOW, MAX_STRING_BYTES):  # most strings start close to their marker
+        low = max(hit - window, hit & 1)
+        start = hit - _BACKWARD.match(data[low:hit][::-1]).end()
+        if start > low or low == hit & 1:
+            break
     # bounded from the hit, not from the start: a rejected run moves the caller on by a window
     forward = _FORWARD.match(data, hit, min(len(data), hit + MAX_STRING_BYTES + 2))
     return start, forward.end()
