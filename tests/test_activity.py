@@ -624,3 +624,19 @@ def test_hostile_string_memory_stays_bounded():
     assert [(a.address, a.kind) for a in found] == [(7 * chunk + 6, "reconnaissance")]
     assert elapsed < 60, elapsed
     assert overlap // 2 >= MAX_STRING_BYTES, "a string that starts in a chunk ends inside it"
+
+
+def test_memory_full_of_short_wmi_strings_stays_bounded():
+    """16 MiB of short terminated queries: at most one row per YARA-X match kept per chunk, each a
+    whole string, in a few seconds."""
+    import time
+
+    from wmiforensics.activity.anchors import MAX_HITS
+
+    one = _utf16z("SELECT a FROM Win32_Service")
+    memory = one * ((16 << 20) // len(one))
+    started = time.perf_counter()
+    found = classify(carve([(0x1000, memory)]))
+    assert time.perf_counter() - started < 60
+    assert 0 < len(found) <= MAX_HITS
+    assert all(a.properties["Query"] == "SELECT a FROM Win32_Service" for a in found)
