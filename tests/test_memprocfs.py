@@ -265,3 +265,37 @@ def test_findevil_reports_the_planted_rwx_code_and_the_patched_image_page(opened
             if row["Kind"] == "image_page_modified"
         }
         assert same == {(kind, address) for _pid, kind, address in evidence}
+
+
+# --- ETW: nt!EtwpDebuggerData, read through MemProcFS ---------------------------------------------
+
+
+@pytest.mark.parametrize("build", (14393, 22000))  # inline logger slots (1607) and a slot array
+def test_etw_debugger_data_leads_to_the_logger_slots(build, tmp_path):
+    """The walk DRAKVUF's etwmon and InfinityHook-style tools make (documented in their public sources):
+    find ``nt!EtwpDebuggerData`` by the bytes ``2C 08 04 38 0C`` two bytes into it, follow the pointer
+    at +0x10 to the logger slots, read slot 2 (the Circular Kernel Context Logger)."""
+    path = tmp_path / f"etw{build}.raw"
+    manifest = build_image(build, None, path, etw="clean")
+    host = next(silo for silo in manifest.etw["silos"] if silo["name"] == "host")
+    ckcl = next(lg for lg in manifest.etw["loggers"] if lg["silo"] == "host" and lg["logger_id"] == 2)
+    vmm = memprocfs.Vmm(["-device", str(path), "-disable-symbolserver", "-disable-python"])
+    try:
+        kernel = vmm.process(4)
+        image = kernel.memory.read(manifest.kernel_base, manifest.kernel_size)
+        found = list(_find_all(image, bytes.fromhex("2C0804380C")))
+        assert len(found) == 1
+        debugger_data = manifest.kernel_base + found[0] - 2
+        assert debugger_data == manifest.etw["globals"]["EtwpDebuggerData"]
+        slots = int.from_bytes(kernel.memory.read(debugger_data + 0x10, 8), "little")
+        assert slots == host["logger_array"]
+        assert int.from_bytes(kernel.memory.read(slots + 2 * 8, 8), "little") == ckcl["address"]
+    finally:
+        vmm.close()
+
+
+def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
+    offset = data.find(needle)
+    while offset >= 0:
+        yield offset
+        offset = data.find(needle, offset + 1)
