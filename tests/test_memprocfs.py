@@ -201,26 +201,28 @@ def test_threads_equal_the_manifest(opened: Opened):
 
 def _handle_name(type_name: str, name: str) -> str:
     """What MemProcFS shows for a handle: a file as device + path without ``\\Device``, a named object
-    by its leaf name; registry keys need hives the image does not hold (empty)."""
-    if type_name == "Key":
+    by its leaf name; registry keys need hives the image does not hold, ETW objects have no name (the
+    manifest names them by provider GUID or logger)."""
+    if type_name == "Key" or type_name.startswith("Etw"):
         return ""
     if type_name == "File":
         return name.removeprefix("\\Device")
     return name.rsplit("\\", 1)[-1]
 
 
-def test_handles_equal_the_manifest(opened: Opened):
+def assert_handles_equal(vmm, build: int, manifest: ImageManifest) -> int:
+    """Every process's handles as MemProcFS lists them equal the manifest's; returns how many."""
     checked = 0
-    for record in opened.manifest.processes:
+    for record in manifest.processes:
         if not record.handles:
             continue
         got = {
             h["handle"]: (h["type"], h["access"], h["va-object"], h["tag"])
-            for h in opened.vmm.process(record.pid).maps.handle()
+            for h in vmm.process(record.pid).maps.handle()
         }
         expected: Dict[int, tuple] = {
             h.handle: (
-                "" if opened.build in NO_SYMBOLS_IN_INFODB else h.type_name,
+                "" if build in NO_SYMBOLS_IN_INFODB else h.type_name,
                 h.access,
                 h.obj,
                 _handle_name(h.type_name, h.name),
@@ -229,7 +231,11 @@ def test_handles_equal_the_manifest(opened: Opened):
         }
         assert got == expected, record.name
         checked += len(expected)
-    assert checked >= 8
+    return checked
+
+
+def test_handles_equal_the_manifest(opened: Opened):
+    assert assert_handles_equal(opened.vmm, opened.build, opened.manifest) >= 8
 
 
 # --- FindEvil, and wmi.injection on the same image ------------------------------------------------
@@ -271,7 +277,7 @@ def test_findevil_reports_the_planted_rwx_code_and_the_patched_image_page(opened
 
 
 @pytest.mark.parametrize("build", (14393, 22000))  # inline logger slots (1607) and a slot array
-def test_etw_debugger_data_leads_to_the_logger_slots(build, tmp_path):
+def test_etw_debugger_data_leads_to_the_logger_slots_and_etw_handles_are_listed(build, tmp_path):
     """The walk DRAKVUF's etwmon and InfinityHook-style tools make (documented in their public sources):
     find ``nt!EtwpDebuggerData`` by the bytes ``2C 08 04 38 0C`` two bytes into it, follow the pointer
     at +0x10 to the logger slots, read slot 2 (the Circular Kernel Context Logger)."""
@@ -279,7 +285,7 @@ def test_etw_debugger_data_leads_to_the_logger_slots(build, tmp_path):
     manifest = build_image(build, None, path, etw="clean")
     host = next(silo for silo in manifest.etw["silos"] if silo["name"] == "host")
     ckcl = next(lg for lg in manifest.etw["loggers"] if lg["silo"] == "host" and lg["logger_id"] == 2)
-    vmm = memprocfs.Vmm(["-device", str(path), "-disable-symbolserver", "-disable-python"])
+    vmm = memprocfs.Vmm(["-device", str(path), "-disable-symbolserver", "-disable-python", "-waitinitialize"])
     try:
         kernel = vmm.process(4)
         image = kernel.memory.read(manifest.kernel_base, manifest.kernel_size)
@@ -290,6 +296,10 @@ def test_etw_debugger_data_leads_to_the_logger_slots(build, tmp_path):
         slots = int.from_bytes(kernel.memory.read(debugger_data + 0x10, 8), "little")
         assert slots == host["logger_array"]
         assert int.from_bytes(kernel.memory.read(slots + 2 * 8, 8), "little") == ckcl["address"]
+        # the ETW objects are handles too: EtwRegistration in their owners, EtwConsumer in svchost.exe
+        types = {h.type_name for record in manifest.processes for h in record.handles}
+        assert {"EtwRegistration", "EtwConsumer"} <= types
+        assert assert_handles_equal(vmm, build, manifest) >= 12
     finally:
         vmm.close()
 
