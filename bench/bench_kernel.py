@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """wmi.injection against Volatility's windows.malware.malfind on the same 4 GiB synthetic image.
 
-The image (fixtures.winimage, build 19041) holds System, the DcomLaunch svchost and a WmiPrvSE.exe
-grown to many regions with the lab_example attacks. Both plugins run in the same session with a
+The image (fixtures.winimage, build 19041) holds the boot processes, the DcomLaunch svchost and a
+WmiPrvSE.exe grown to many regions with the lab_example attacks. Both plugins run in the same session with a
 warm symbol cache; wall time is the median of several runs. Target: wmi.injection / malfind <= 1.0
 while doing more (PTE protections, loader lists, threads, ETW exports, prototype-page comparison).
 

@@ -695,6 +695,7 @@ def test_full_image_exposes_the_state_through_kernel_globals(tmp_path):
     assert ("2A576B87-09A7-520E", wmi.pid) in registrations  # AMSI
     assert ("F4E1897C-BB5D-5668", 0) in registrations  # Threat-Intelligence, a kernel registration
     assert ("FC65DDD8-D6EF-4962", manifest.process("svchost.exe").pid) in registrations
-    lsass = etw.provider("Microsoft-Windows-Security-Auditing")
-    assert lsass.registrations == []  # no lsass.exe in the image: enabled, registered by nobody
+    auditing = etw.provider("Microsoft-Windows-Security-Auditing")
+    lsass = manifest.process("lsass.exe")  # the boot tree's lsass.exe registers the auditing provider
+    assert [(r.process, r.pid) for r in auditing.registrations] == [(lsass.eprocess, lsass.pid)]
     assert etw.provider("Microsoft-Windows-WMI-Activity").registrations[0].process == wmi.eprocess

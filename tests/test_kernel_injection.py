@@ -95,7 +95,9 @@ def test_other_processes_are_chosen_by_pid_or_name(case, symbol_cache):
     assert vol_json(case.image, "wmi.injection", "--name", "svchost.exe", symbols=symbol_cache) == []
     result = run_vol(case.image, "wmi.injection", "--name", "notepad.exe", symbols=symbol_cache)
     assert result.returncode == 2
-    assert "no process matches notepad.exe; processes in this image: System (4), svchost.exe" in result.stderr
+    message = result.stderr
+    assert "no process matches notepad.exe; processes in this image: System (4), Registry (108)" in message
+    assert f"svchost.exe (936), svchost.exe (1016), svchost.exe (1100), WmiPrvSE.exe ({case.pid})" in message
     rows = vol_json(case.image, "wmi.injection", "--pid", str(case.pid), symbols=symbol_cache)
     assert {row["PID"] for row in rows} == {case.pid}
 

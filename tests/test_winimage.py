@@ -65,6 +65,7 @@ class Image:
     results: Dict[Tuple[str, ...], list] = field(default_factory=dict)
 
     def model(self, name: str) -> LabProcess:
+        """The first process of that name (the DcomLaunch svchost for ``svchost.exe``)."""
         model = next(spec.model for spec in self.specs if spec.name == name)
         assert model is not None
         return model
@@ -181,25 +182,46 @@ def test_info_finds_the_kernel_through_the_real_isf(image: Image):
     assert values["PE Machine"] == str(0x8664)
 
 
-def test_pslist_shows_system_svchost_and_wmiprvse(image: Image):
+def test_pslist_shows_the_boot_tree_svchost_and_wmiprvse(image: Image):
     rows = image.vol("windows.pslist")
     wmi = image.model("WmiPrvSE.exe")
     svchost = image.model("svchost.exe")
-    assert [(r["PID"], r["PPID"], r["ImageFileName"], r["Threads"]) for r in rows] == [
-        (4, 0, "System", 2),
-        (svchost.process_id, 600, "svchost.exe", len(svchost.threads)),
-        (wmi.process_id, svchost.process_id, "WmiPrvSE.exe", len(wmi.threads)),
+    expected = [
+        (
+            spec.pid,
+            spec.ppid,
+            spec.name,
+            len(spec.model.threads) if spec.model else len(spec.kernel_threads),
+        )
+        for spec in image.specs
     ]
+    assert [(r["PID"], r["PPID"], r["ImageFileName"], r["Threads"]) for r in rows] == expected
+    assert expected[0] == (4, 0, "System", 2)
+    assert [name for _pid, _ppid, name, _threads in expected[1:4]] == ["Registry", "smss.exe", "csrss.exe"]
+    assert (svchost.process_id, 600, "svchost.exe", len(svchost.threads)) in expected
+    assert expected[-1] == (wmi.process_id, svchost.process_id, "WmiPrvSE.exe", len(wmi.threads))
     assert [r["Offset(V)"] for r in rows] == [p.eprocess & MASK48 for p in image.manifest.processes]
-    assert rows[1]["CreateTime"] == _iso(svchost.process_create_time)
-    assert rows[2]["CreateTime"] == _iso(wmi.process_create_time)
-    assert [r["SessionId"] for r in rows] == [None, 0, 0]
+    by_pid = {r["PID"]: r for r in rows}
+    assert by_pid[svchost.process_id]["CreateTime"] == _iso(svchost.process_create_time)
+    assert by_pid[wmi.process_id]["CreateTime"] == _iso(wmi.process_create_time)
+    assert [r["SessionId"] for r in rows] == [None if spec.model is None else 0 for spec in image.specs]
     assert all(r["ExitTime"] is None and r["Wow64"] is False for r in rows)
+
+
+def _tree_nodes(rows: list):
+    for row in rows:
+        yield row
+        yield from _tree_nodes(row["__children"])
 
 
 def test_pstree_nests_wmiprvse_under_dcomlaunch(image: Image):
     roots = image.vol("windows.pstree")
-    by_pid = {row["PID"]: row for row in roots}
+    by_pid = {row["PID"]: row for row in _tree_nodes(roots)}
+    # the boot tree: services.exe (child of wininit.exe) starts the service hosts
+    services = next(row for row in by_pid.values() if row["ImageFileName"] == "services.exe")
+    assert by_pid[services["PPID"]]["ImageFileName"] == "wininit.exe"
+    assert {child["ImageFileName"] for child in services["__children"]} == {"svchost.exe"}
+    assert {child["ImageFileName"] for child in by_pid[4]["__children"]} == {"Registry", "smss.exe"}
     wmi = image.model("WmiPrvSE.exe")
     svchost = by_pid[image.model("svchost.exe").process_id]
     assert [child["PID"] for child in svchost["__children"]] == [wmi.process_id]
@@ -411,7 +433,7 @@ def test_output_is_deterministic_and_sparse(tmp_path):
 
 def test_the_svchost_model_is_also_a_minidump(tmp_path):
     specs = default_processes(19041)
-    svchost = specs[1].model
+    svchost = next(spec.model for spec in specs if spec.name == "svchost.exe")
     write_minidump_file(svchost, str(tmp_path / "svchost.dmp"))
     assert (tmp_path / "svchost.dmp").read_bytes()[:4] == b"MDMP"
     assert svchost.command_line.endswith("-k DcomLaunch -p")
@@ -432,7 +454,7 @@ def test_generated_content_is_mapped_lazily_and_read_back(tmp_path):
 
 def test_a_model_without_peb_gets_loader_lists_from_the_isf():
     isf = kernel_isf(22000)
-    svchost = default_processes(22000)[1].model
+    svchost = next(spec.model for spec in default_processes(22000) if spec.name == "svchost.exe")
     bare = LabProcess(
         arch="x64",
         build=svchost.build,
