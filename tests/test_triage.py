@@ -172,8 +172,8 @@ def separate_cluster(tmp_path_factory):
     """Two workers with the suite on PYTHONPATH; none may leave its private run folder behind."""
     folder = tmp_path_factory.mktemp("cluster")
     with dask_processes(folder, 2, str(REPO)) as address:
-        yield address
-    assert not list((folder / "tmp").glob("wmi-forensics-run-*")), "a worker left its run folder behind"
+        yield address, folder
+    assert not list(folder.rglob("wmi-forensics-run-*")), "a worker left its run folder behind"
 
 
 def test_an_existing_cluster_gives_the_local_clusters_findings(
@@ -188,10 +188,11 @@ def test_an_existing_cluster_gives_the_local_clusters_findings(
     (fleet / "broken.dmp").write_bytes(b"MDMP" + b"\xff" * 60)
     local = run_batch([str(fleet)], tmp_path / "local", client=client, progress=False)
 
+    address, cluster_folder = separate_cluster
     monkeypatch.chdir(tmp_path)  # the workers run in another folder: relative inputs must still work
-    status = main(["triage", "fleet", "--out", "remote", "--scheduler", separate_cluster, "--quiet"])
+    status = main(["triage", "fleet", "--out", "remote", "--scheduler", address, "--quiet"])
     assert status == 1  # critical findings
-    remote = run_batch(["fleet"], tmp_path / "remote", progress=False, scheduler=separate_cluster)
+    remote = run_batch(["fleet"], tmp_path / "remote", progress=False, scheduler=address)
     assert (remote.ran, remote.skipped) == (0, 4)  # all done by the command above
 
     def comparable(findings):
@@ -204,6 +205,8 @@ def test_an_existing_cluster_gives_the_local_clusters_findings(
     statuses = {Path(dump["dump"]).name: dump["status"] for dump in remote.dumps}
     assert statuses == {Path(dump["dump"]).name: dump["status"] for dump in local.dumps}
     assert statuses["broken.dmp"] == "error" and statuses["host-a.dmp"] == "ok"
+    # each worker's private cache and symbol folder lives in its Dask scratch folder (removed with it)
+    assert len(list(cluster_folder.glob("worker-*/**/wmi-forensics-run-*/cache"))) == 2
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(tmp_path, capsys):
