@@ -24,9 +24,7 @@ import argparse
 import dataclasses
 import io
 import json
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,50 +32,32 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _measure import measure_run, vol_executable  # noqa: E402
+
 from fixtures.labdump import build_scaled, build_wmiprvse, write_minidump  # noqa: E402
 from fixtures.labdump.scale import write_region_table  # noqa: E402
 from fixtures.labdump.scenarios import apply_scenario  # noqa: E402
 
 EXAMPLE = REPO / "fixtures" / "examples" / "wmiprvse-lab.dmp"
 
-#: Runs one command and reports its wall time and the peak RSS of its process tree, as JSON.
-_MEASURE = (
-    "import json, resource, subprocess, sys, time\n"
-    "start = time.perf_counter()\n"
-    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
-    "elapsed = time.perf_counter() - start\n"
-    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-    "print(json.dumps([code, elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime]))\n"
-)
-
-
 def measure(command: list, runs: int) -> dict:
     """Median wall time, median CPU time (user + system) and largest peak RSS over ``runs`` processes.
 
     CPU time is the figure to compare on a shared machine: wall time also counts waiting for a core.
     """
-    samples = []
-    for _ in range(runs):
-        result = subprocess.run(
-            [sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True
-        )
-        code, elapsed, rss, cpu = json.loads(result.stdout)
-        if code != 0:
-            raise SystemExit(f"failed ({code}): {' '.join(command)}")
-        samples.append((elapsed, rss, cpu))
+    samples = [measure_run(command) for _ in range(runs)]
     return {
-        "seconds": statistics.median(sample[0] for sample in samples),
-        "peak_rss_mib": max(sample[1] for sample in samples),
-        "cpu_seconds": statistics.median(sample[2] for sample in samples),
+        "seconds": statistics.median(sample.seconds for sample in samples),
+        "peak_rss_mib": max(sample.peak_rss_mib for sample in samples),
+        "cpu_seconds": statistics.median(sample.cpu_seconds for sample in samples),
     }
 
 
 def vol_command(workdir: Path, dump: Path, plugin: str, *extra: str) -> list:
-    vol = shutil.which("vol") or str(Path(sys.executable).with_name("vol"))
     cache = workdir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     return [
-        vol,
+        vol_executable(),
         "-q",
         "--cache-path",
         str(cache),

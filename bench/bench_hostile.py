@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _measure import measure_run, vol_executable  # noqa: E402
 
 from tests import mdmp_bytes as mb  # noqa: E402
 
@@ -77,37 +77,17 @@ CASES = [
     ("region-2e64", region_2e64, [["wmi.yarascan"], ["wmi.injection", "--dump"]]),
 ]
 
-_CHILD = (
-    "import json, resource, subprocess, sys, time\n"
-    "start = time.perf_counter()\n"
-    "try:\n"
-    "    out = subprocess.run(sys.argv[2:], capture_output=True, text=True, timeout=float(sys.argv[1]))\n"
-    "    code, rows = out.returncode, out.stdout.count('\\n')\n"
-    "except subprocess.TimeoutExpired:\n"
-    "    code, rows = 'timeout', 0\n"
-    "elapsed = time.perf_counter() - start\n"
-    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-    "print(json.dumps([code, elapsed, rss, rows]))\n"
-)
-
-
 def run(path: Path, plugin: list, output: Path, timeout: float) -> dict:
     """Wall time and peak RSS of one ``vol`` run in a fresh child (its RUSAGE_CHILDREN is its own)."""
-    vol = shutil.which("vol") or str(Path(sys.executable).with_name("vol"))
-    command = [vol, "-q", "-r", "quick", "-p", str(REPO / "plugins"), "-o", str(output), "-f", str(path)]
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(timeout), *command, *plugin],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    code, elapsed, rss, rows = json.loads(result.stdout)
+    command = [vol_executable(), "-q", "-r", "quick", "-p", str(REPO / "plugins"), "-o", str(output)]
+    command += ["-f", str(path)]
+    measured = measure_run([*command, *plugin], timeout=timeout, capture=True, check=False)
     written = sum(item.stat().st_blocks * 512 for item in output.iterdir())
     return {
-        "exit": code,
-        "seconds": round(elapsed, 2),
-        "peak_rss_mib": round(rss),
-        "lines": rows,
+        "exit": measured.exit_code,
+        "seconds": round(measured.seconds, 2),
+        "peak_rss_mib": round(measured.peak_rss_mib),
+        "lines": 0 if measured.exit_code == "timeout" else measured.stdout.count(b"\n"),
         "dump_bytes_on_disk": written,
     }
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _measure import add_common_arguments, measure_run, vol_executable  # noqa: E402
 
 from fixtures.labdump import build_scaled, write_minidump  # noqa: E402
 from fixtures.labdump.scenarios import apply_scenario  # noqa: E402
@@ -38,35 +38,21 @@ def build(path: Path, total_bytes: int, ranges: int) -> int:
 
 def run_plugin(path: Path, plugins: Path = REPO / "plugins") -> tuple:
     """Wall time, peak RSS (MiB) and finding count of one ``vol`` run in a fresh child process."""
-    vol = shutil.which("vol") or str(Path(sys.executable).with_name("vol"))
     cache = REPO / "bench" / "out" / "cache"  # a private symbol cache, never the user's
     cache.mkdir(parents=True, exist_ok=True)
-    command = [vol, "-q", "--cache-path", str(cache), "-r", "json", "-p", str(plugins), "-f", str(path)]
-    command.append("wmi.injection")
-    code = (
-        "import json, resource, subprocess, sys, time\n"
-        "start = time.perf_counter()\n"
-        "out = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-        "elapsed = time.perf_counter() - start\n"
-        "text = out.stdout[out.stdout.index('['):] if '[' in out.stdout else '[]'\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(json.dumps([out.returncode, elapsed, rss, len(json.loads(text))]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, *command], capture_output=True, text=True, check=True
-    )
-    returncode, elapsed, rss, findings = json.loads(result.stdout)
-    if returncode != 0:
+    command = [vol_executable(), "-q", "--cache-path", str(cache), "-r", "json", "-p", str(plugins)]
+    command += ["-f", str(path), "wmi.injection"]
+    run = measure_run(command, capture=True, check=False)
+    if run.exit_code != 0:
         raise SystemExit(f"wmi.injection failed on {path}")
-    return elapsed, rss, findings
+    text = run.stdout.decode()
+    findings = json.loads(text[text.index("[") :] if "[" in text else "[]")
+    return run.seconds, run.peak_rss_mib, len(findings)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ranges", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out")
-    parser.add_argument("--keep", action="store_true")
+    add_common_arguments(parser)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 

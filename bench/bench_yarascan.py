@@ -23,7 +23,6 @@ import argparse
 import importlib.metadata
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,19 +33,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _measure import add_common_arguments, measure_run, vol_executable  # noqa: E402
+
 from fixtures.labdump import build_scaled, build_wmiprvse, write_minidump  # noqa: E402
 
 
 def timed(command: list, runs: int) -> tuple:
     """Median wall time and median CPU time (user + system of the child) of ``command``."""
-    walls, cpus = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        walls.append(time.perf_counter() - started)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    samples = [measure_run(command) for _ in range(runs)]
+    walls, cpus = [run.seconds for run in samples], [run.cpu_seconds for run in samples]
     return statistics.median(walls), statistics.median(cpus)
 
 
@@ -69,11 +64,7 @@ def raw_yara_x(rules: list, path: Path, runs: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=2048)
-    parser.add_argument("--ranges", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out")
-    parser.add_argument("--keep", action="store_true")
+    add_common_arguments(parser, size_mib=2048)
     args = parser.parse_args()
     yara_cli = shutil.which("yara")
     if yara_cli is None:
@@ -87,8 +78,7 @@ def main() -> int:
         write_minidump(build_wmiprvse(seed=0), out)
     size = path.stat().st_size
     rules = sorted(str(rule) for rule in (REPO / "yara_rules").glob("*.yar"))
-    vol = shutil.which("vol") or str(Path(sys.executable).with_name("vol"))
-    plugin = [vol, "-q", "-p", str(REPO / "plugins"), "-f"]
+    plugin = [vol_executable(), "-q", "-p", str(REPO / "plugins"), "-f"]
     ours = timed([*plugin, str(path), "wmi.yarascan"], args.runs)
     overhead = timed([*plugin, str(small), "wmi.yarascan"], args.runs)
     theirs = timed([yara_cli, "-w", *rules, str(path)], args.runs)

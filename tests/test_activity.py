@@ -370,7 +370,7 @@ def _fuzz_seeds():
     ]
 
 
-def test_readme_worked_example_is_true(tmp_path):
+def test_readme_worked_example_is_true(tmp_path, monkeypatch):
     """The README's wmi.activity example, rebuilt with its own commands, prints what it shows."""
     from fixtures.labdump.__main__ import main as labdump
 
@@ -383,11 +383,16 @@ def test_readme_worked_example_is_true(tmp_path):
     assert labdump(["--wmi-activity", "wmi_example", "-o", str(dump)]) == 0
     result = run_vol(dump, "wmi.activity", renderer="quick")
     assert result.returncode == 0, result.stderr
-    lines = [line.split("\t") for line in result.stdout.splitlines()[2:] if line.strip()]
-    table = ["\t".join(cells[i - 1] for i in (3, 4, 6, 7, 14, 15)) for cells in lines]
-    reasons = [cells[16] for cells in lines]
-    shown = example.split("$ vol")
+    rows = [line.split("\t") for line in result.stdout.splitlines()[2:] if line.strip()]
+    table = ["\t".join(cells[i - 1] for i in (3, 4, 6, 7, 14, 15)) for cells in rows if cells[0][:1] != "*"]
+    shown = example.split("\n$ ")
+    assert "| grep -v '^\\*' | cut -f3,4,6,7,14,15" in shown[1].splitlines()[0]
     assert shown[1].splitlines()[1:] == table
+    monkeypatch.setenv("WMI_FORENSICS_TEXT_WIDTH", "0")  # the second command prints rows whole
+    result = run_vol(dump, "wmi.activity", renderer="quick")
+    lines = [line.split("\t") for line in result.stdout.splitlines()[2:] if line.strip()]
+    reasons = [cells[16] for cells in lines]
+    assert shown[2].startswith("WMI_FORENSICS_TEXT_WIDTH=0 vol ")
     assert shown[2].splitlines()[1:] == [reasons[3], reasons[11]]  # sed -n "7p;15p"
 
 

@@ -25,7 +25,7 @@ from wmiforensics.minidump import BytesSource, Minidump, model, reader
 from wmiforensics.minidump.segments import MemoryRange, merge_ranges
 from wmiforensics.minidump.tables import RangeTable, merge_table
 from wmiforensics.vol import inspection
-from wmiforensics.vol.common import StreamingTreeGrid
+from wmiforensics.vol.grid import StreamingTreeGrid
 
 MEM_COMMIT, PAGE_READWRITE, MEM_PRIVATE = 0x1000, 0x04, 0x20000
 

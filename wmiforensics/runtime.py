@@ -45,8 +45,9 @@ class RunDirectory:
     seed: Optional[Path] = None
 
     @classmethod
-    def create(cls, seed: Optional[Path] = None) -> RunDirectory:
-        root = Path(tempfile.mkdtemp(prefix="wmi-forensics-run-"))
+    def create(cls, seed: Optional[Path] = None, parent: Optional[Path] = None) -> RunDirectory:
+        """A new run directory in ``parent`` (default: the system's temporary folder)."""
+        root = Path(tempfile.mkdtemp(prefix="wmi-forensics-run-", dir=parent))
         (root / "cache").mkdir()
         (root / "symbols").mkdir()
         run = cls(root, seed or seed_folder())

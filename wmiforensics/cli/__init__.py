@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     triage.add_argument("--out", type=Path, required=True, help="output folder (resumed if it exists)")
     triage.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster")
     triage.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://HOST:PORT)")
+    triage.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long to wait for --scheduler to answer and show a worker (default: 20)",
+    )
     triage.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(triage)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ..errors import WmiForensicsError
 from .dumps import describe, expand_inputs
 from .records import dump_line, finding_lines, read_jsonl, severity_rank, write_jsonl
 from .report import write_reports
@@ -21,6 +22,12 @@ from .worker import triage_dump, warm_up
 
 FINDINGS = "findings.jsonl"
 DUMPS = "dumps.jsonl"
+#: Seconds to reach an existing scheduler, and then to see its first worker, before giving up.
+CONNECT_TIMEOUT = 20
+
+
+class ClusterError(WmiForensicsError):
+    """The Dask cluster cannot run the batch (scheduler unreachable, no worker, suite not importable)."""
 
 
 @dataclass
@@ -87,12 +94,30 @@ def _resume(out_dir: Path) -> Dict[str, Dict[str, Any]]:
     return done
 
 
-def start_client(workers: int = 2, scheduler: Optional[str] = None):
-    """A client of ``scheduler``, or of a new LocalCluster of ``workers`` single-threaded processes."""
+def start_client(workers: int = 2, scheduler: Optional[str] = None, connect_timeout: float = CONNECT_TIMEOUT):
+    """A client of ``scheduler``, or of a new LocalCluster of ``workers`` single-threaded processes.
+
+    An existing scheduler must answer, and have a worker, within ``connect_timeout`` seconds;
+    otherwise a :class:`ClusterError` says so in one line (Dask would retry, then raise a traceback).
+    """
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=connect_timeout)
+        except (OSError, TimeoutError, ValueError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s ({reason})"
+            ) from None
+        try:
+            client.wait_for_workers(1, timeout=connect_timeout)
+        except (OSError, TimeoutError):
+            client.close()
+            raise ClusterError(
+                f"the Dask scheduler at {scheduler} has no worker after {connect_timeout:g} s"
+            ) from None
+        return client
     cluster = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
@@ -103,6 +128,20 @@ def start_client(workers: int = 2, scheduler: Optional[str] = None):
     return Client(cluster)
 
 
+def _warm_up_workers(client) -> None:
+    """Import Volatility and the suite on every worker, or end the run saying which worker cannot."""
+    try:
+        found = client.run(warm_up)
+    except Exception as error:  # raised on a worker: a module it cannot import, a broken install
+        raise ClusterError(
+            "a Dask worker cannot run the suite (install wmi-forensics, or put it on PYTHONPATH, "
+            f"on every worker): {type(error).__name__}: {error}"
+        ) from None
+    empty = sorted(address for address, plugins in found.items() if not plugins)
+    if empty:
+        raise ClusterError(f"Dask workers {', '.join(empty)} find none of the suite's plugins")
+
+
 def run_batch(
     inputs: Sequence[str],
     out_dir: Path,
@@ -110,6 +149,7 @@ def run_batch(
     client=None,
     workers: int = 2,
     scheduler: Optional[str] = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
     plugins: Optional[Sequence[str]] = None,
     options: Optional[Dict[str, Dict[str, Any]]] = None,
     symbol_dirs: Sequence[str] = (),
@@ -117,9 +157,14 @@ def run_batch(
     progress: bool = True,
     on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> BatchResult:
-    """Triage ``inputs`` (files, folders, globs) into ``out_dir``; see the module docstring."""
+    """Triage ``inputs`` (files, folders, globs) into ``out_dir``; see the module docstring.
+
+    Paths go to the workers absolute (inputs and symbol folders are resolved here, on the client),
+    so workers started in another folder, or on another host sharing the files, find them.
+    """
     from dask.distributed import as_completed
 
+    symbol_dirs = [str(Path(folder).resolve()) for folder in symbol_dirs if folder]
     out_dir.mkdir(parents=True, exist_ok=True)
     done = _resume(out_dir)
     result = BatchResult(out_dir)
@@ -140,11 +185,11 @@ def run_batch(
 
     own_client = client is None and bool(pending)
     if own_client:
-        client = start_client(workers, scheduler)
+        client = start_client(workers, scheduler, connect_timeout)
     bar = Progress(len(pending), progress)
     try:
         if pending:
-            client.run(warm_up)
+            _warm_up_workers(client)
             futures = {
                 client.submit(
                     triage_dump,
@@ -152,7 +197,7 @@ def run_batch(
                     sha256,
                     plugins,
                     options,
-                    list(symbol_dirs),
+                    symbol_dirs,
                     offline,
                     key=f"triage-{sha256}",
                     pure=False,

@@ -9,12 +9,13 @@ from here equals the row ``vol`` prints for the same dump.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..suite import plugins_path
 
@@ -29,6 +30,8 @@ class PluginRun:
     rows: List[Dict[str, Any]] = field(default_factory=list)
     error: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    #: What a Volatility CLI renderer printed, when ``run_plugin`` was asked for ``renderer=NAME``.
+    text: Optional[str] = None
 
 
 def _no_files():
@@ -85,8 +88,13 @@ def run_plugin(
     cache_path: Path,
     symbol_dirs: Sequence[str] = (),
     offline: bool = True,
+    renderer: Optional[str] = None,
 ) -> PluginRun:
-    """Run ``plugin_name`` on ``path``; any failure becomes ``PluginRun.error``, never an exception."""
+    """Run ``plugin_name`` on ``path``; any failure becomes ``PluginRun.error``, never an exception.
+
+    ``renderer`` (``quick``, ``pretty``, ``csv``, ...) also prints the grid with that Volatility CLI
+    renderer into ``PluginRun.text``: what ``vol -r NAME`` would print, from the same run as the rows.
+    """
     import volatility3.symbols
     from volatility3.cli.text_renderer import JsonRenderer
     from volatility3.framework import automagic, constants, contexts, exceptions, interfaces, plugins
@@ -121,7 +129,13 @@ def run_plugin(
             context.config["automagic.LayerStacker.stackers"] = stacker.choose_os_stackers(plugin)
             constructed = plugins.construct_plugin(context, chosen, plugin, "plugins", None, _no_files())
             grid = constructed.run()
-            result.rows = _rows(grid, JsonRenderer._type_renderers)
+            if renderer is None:
+                result.rows = _rows(grid, JsonRenderer._type_renderers)
+            else:
+                printed: List[str] = []
+                render = functools.partial(_render_text, renderer_name=renderer, into=printed)
+                result.rows = _rows(grid, JsonRenderer._type_renderers, render)
+                result.text = "".join(printed)
     except exceptions.UnsatisfiedException as error:
         result.error = _unsatisfied_message(error)
     except SystemExit:
@@ -139,25 +153,51 @@ def run_plugin(
     return result
 
 
-def _rows(grid, type_renderers) -> List[Dict[str, Any]]:
-    """The grid as ``vol -r json`` prints it: one dict per row, children under ``__children``."""
+def _render_text(grid, renderer_name: str, into: List[str]) -> None:
+    from volatility3 import framework
+    from volatility3.cli import text_renderer
+
+    renderers = framework.class_subclasses(text_renderer.CLIRenderer)
+    chosen = [cls for cls in renderers if cls.name == renderer_name]
+    if not chosen:
+        raise ValueError(f"no Volatility renderer named {renderer_name}")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        chosen[0]().render(grid)
+    into.append(printed.getvalue())
+
+
+def _rows(grid, type_renderers, render: Optional[Callable[[Any], None]] = None) -> List[Dict[str, Any]]:
+    """The grid as ``vol -r json`` prints it: one dict per row, children under ``__children``.
+
+    The rows are taken from the grid's generator as the grid reads them, so ``render`` (a text
+    renderer printing the grid) and the JSON rows come from one run of the plugin.
+    """
     from volatility3.framework import interfaces
 
-    by_path: Dict[str, Dict[str, Any]] = {}
+    recorded: List[Tuple[int, Any]] = []
+
+    def recording(source):
+        for level, values in source:
+            recorded.append((level, values))
+            yield level, values
+
+    grid._generator = recording(grid._generator)
+    if render is None:
+        grid.populate(None, None)
+    else:
+        render(grid)
+    renderers = [type_renderers.get(column.type, type_renderers["default"]) for column in grid.columns]
     top: List[Dict[str, Any]] = []
-
-    def visit(node, accumulator):
+    ancestors: List[Dict[str, Any]] = []
+    for level, values in recorded:
         row: Dict[str, Any] = {"__children": []}
-        for index, column in enumerate(grid.columns):
-            render = type_renderers.get(column.type, type_renderers["default"])
-            value = render(list(node.values)[index])
-            row[column.name] = None if isinstance(value, interfaces.renderers.BaseAbsentValue) else value
-        parent = by_path.get(node.parent.path) if node.parent else None
-        (parent["__children"] if parent is not None else top).append(row)
-        by_path[node.path] = row
-        return accumulator
-
-    grid.populate(visit, None)
+        for column, convert, value in zip(grid.columns, renderers, values):
+            shown = convert(value)
+            row[column.name] = None if isinstance(shown, interfaces.renderers.BaseAbsentValue) else shown
+        depth = min(len(ancestors), level)  # as TreeGrid.populate places a row under its parent
+        (ancestors[depth - 1]["__children"] if depth else top).append(row)
+        ancestors = ancestors[:depth] + [row]
     return top
 
 

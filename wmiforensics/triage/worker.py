@@ -15,18 +15,42 @@ from .runner import available_plugins, run_plugin
 _RUN_DIRECTORY: Optional[RunDirectory] = None
 
 
-def _run_directory() -> RunDirectory:
-    """One private cache and symbol folder per worker process, removed when the process ends."""
+def _dask_worker_directory(dask_worker=None) -> Optional[Path]:
+    """The scratch folder of the Dask worker running this code, or None outside a worker.
+
+    A task finds its worker with ``get_worker()``; a function run by ``Client.run`` is handed it
+    as ``dask_worker`` instead.
+    """
+    try:
+        if dask_worker is None:
+            from distributed import get_worker
+
+            dask_worker = get_worker()
+        return Path(dask_worker.local_directory)
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+def _run_directory(dask_worker=None) -> RunDirectory:
+    """One private cache and symbol folder per worker process, removed when the process ends.
+
+    Inside a Dask worker it lives in the worker's scratch folder: a worker process that is closed
+    by its nanny, or killed, does not run ``atexit`` handlers, but Dask removes the folder of a
+    worker that closes and purges those of dead workers when the next one starts.
+    """
     global _RUN_DIRECTORY
     if _RUN_DIRECTORY is None:
-        _RUN_DIRECTORY = RunDirectory.create()
+        _RUN_DIRECTORY = RunDirectory.create(parent=_dask_worker_directory(dask_worker))
         atexit.register(_RUN_DIRECTORY.close)
     return _RUN_DIRECTORY
 
 
-def warm_up() -> List[str]:
-    """Import Volatility and the suite's plugins in this worker; returns the plugins it found."""
-    _run_directory()
+def warm_up(dask_worker=None) -> List[str]:
+    """Import Volatility and the suite's plugins in this worker; returns the plugins it found.
+
+    ``Client.run`` passes the worker as ``dask_worker``; its run directory goes into the worker's folder.
+    """
+    _run_directory(dask_worker)
     return sorted(available_plugins())
 
 

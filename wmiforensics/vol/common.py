@@ -161,20 +161,6 @@ def _quiet_broken_pipe() -> None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
-class StreamingTreeGrid(renderers.TreeGrid):
-    """A flat TreeGrid that hands each row to the renderer and keeps none of them.
-
-    Volatility's TreeGrid stores every node it renders; a listing of a million regions would then
-    hold a million rows at once. Rows of the suite's listings have no children, so nothing needs
-    them after they are written.
-    """
-
-    def _append(self, parent, values):
-        if parent is not None:
-            return super()._append(parent, values)
-        return renderers.TreeNode(str(self._row_count), self, None, values)
-
-
 def report_warnings(dump: Minidump) -> None:
     for message in dump.warnings:
         vollog.warning(escape_control(f"{dump.name}: {message}"))

@@ -18,7 +18,7 @@ from ..engine.facts import ProcessFacts
 from ..engine.findings import Severity
 from ..errors import InputError
 from ..minidump.reader import Minidump
-from . import common, dumps, inputs
+from . import common, dumps, grid, inputs
 
 
 def min_severity_requirement(what: str) -> requirements.ChoiceRequirement:
@@ -77,7 +77,7 @@ class MinidumpTable:
         yield from self.rows(dump)
 
     def run(self) -> renderers.TreeGrid:
-        return common.StreamingTreeGrid(self.columns, common.guarded(self._generator()))
+        return grid.StreamingTreeGrid(self.columns, common.guarded(self._generator()))
 
 
 class AnyInput:
@@ -186,4 +186,4 @@ class EtwTable(KernelOnly):
         yield from self.rows(reader, silos)
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid(self.columns, common.guarded(self._generator()))
+        return grid.FittedTreeGrid(self.columns, common.guarded(self._generator()))

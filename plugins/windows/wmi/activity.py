@@ -5,7 +5,7 @@ import logging
 from volatility3.framework import interfaces, renderers
 
 from wmiforensics.engine import Severity
-from wmiforensics.vol import activity, common, dumps
+from wmiforensics.vol import activity, common, dumps, grid
 from wmiforensics.vol.plugin_base import WmiServiceInput, dump_requirement, min_severity_requirement
 
 vollog = logging.getLogger(__name__)
@@ -42,4 +42,4 @@ class WmiActivity(WmiServiceInput, interfaces.plugins.PluginInterface):
             yield from activity.rows(found, facts, self.dumper(), min_severity)
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid(activity.ACTIVITY_COLUMNS, common.guarded(self._generator()))
+        return grid.FittedTreeGrid(activity.ACTIVITY_COLUMNS, common.guarded(self._generator()))

@@ -1,12 +1,12 @@
 """wmi.handles: open handles of a process minidump, or of the processes of a full memory image."""
 
-from volatility3.framework import interfaces, renderers
+from volatility3.framework import interfaces
 from volatility3.framework.configuration import requirements
 
 from wmiforensics.backends import handles as handle_backend
 from wmiforensics.backends import kernel as kernel_backend
 from wmiforensics.minidump.reader import Minidump
-from wmiforensics.vol import common, inputs, inspection
+from wmiforensics.vol import common, grid, inputs, inspection
 from wmiforensics.vol.plugin_base import AnyInput
 
 
@@ -53,4 +53,4 @@ class WmiHandles(AnyInput, interfaces.plugins.PluginInterface):
         yield from inspection.image_handle_rows(per_process(), type_filter=type_filter)
 
     def run(self):
-        return renderers.TreeGrid(inspection.HANDLE_COLUMNS, common.guarded(self._generator()))
+        return grid.FittedTreeGrid(inspection.HANDLE_COLUMNS, common.guarded(self._generator()))

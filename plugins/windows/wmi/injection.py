@@ -6,7 +6,7 @@ from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
 from wmiforensics.engine import AllowList, Severity, analyse
-from wmiforensics.vol import common, dumps, injection
+from wmiforensics.vol import common, dumps, grid, injection
 from wmiforensics.vol.plugin_base import AnyInput, dump_requirement, min_severity_requirement
 
 vollog = logging.getLogger(__name__)
@@ -52,4 +52,4 @@ class WmiInjection(AnyInput, interfaces.plugins.PluginInterface):
             yield from injection.rows(analysis.findings, facts, self.dumper())
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid(injection.INJECTION_COLUMNS, common.guarded(self._generator()))
+        return grid.FittedTreeGrid(injection.INJECTION_COLUMNS, common.guarded(self._generator()))

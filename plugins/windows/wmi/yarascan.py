@@ -4,7 +4,7 @@ from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
 from wmiforensics.backends.minidump import REGION_BUDGET_NOTE
-from wmiforensics.vol import common, dumps, yarascan
+from wmiforensics.vol import common, dumps, grid, yarascan
 from wmiforensics.vol.plugin_base import WmiServiceInput, dump_requirement
 from wmiforensics.yarascan import RulePack, scan_process
 from wmiforensics.yarascan.rules import parse_defines
@@ -59,4 +59,4 @@ class WmiYaraScan(WmiServiceInput, interfaces.plugins.PluginInterface):
             yield from yarascan.rows(hits, facts, self.dumper())
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid(yarascan.YARASCAN_COLUMNS, common.guarded(self._generator()))
+        return grid.FittedTreeGrid(yarascan.YARASCAN_COLUMNS, common.guarded(self._generator()))
