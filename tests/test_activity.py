@@ -250,9 +250,14 @@ def test_plugin_rows_renderers_and_dump(lab, tmp_path):
         item.values["ScriptText"] for item in expected if item.class_name == "ActiveScriptEventConsumer"
     )
     assert (tmp_path / script_file).read_bytes() == script.encode()
-    for renderer in ("csv",):  # json above, quick in the README test
+    # strings of other scripts: JSON keeps the exact value, text shows the characters
+    non_latin = next(row for row in rows if planting.NON_LATIN_COMMAND in (row["Key"] or ""))
+    assert json.loads(non_latin["Properties"])["properties"]["CommandLine"] == planting.NON_LATIN_COMMAND
+    for renderer in ("csv", "quick"):  # json above
         other = run_vol(path, "wmi.activity", renderer=renderer)
         assert other.returncode == 0 and "Win32_Process.Create" in other.stdout, renderer
+        shown = other.stdout.replace("\\\\", "\\")  # csv doubles backslashes
+        assert "C:\\Users\\Дмитрий\\AppData" in shown and "José" in shown and "文档" in shown, renderer
 
 
 def test_plugin_on_real_dumps_reports_nothing_above_low():
@@ -576,10 +581,12 @@ def test_strings_inside_decoded_objects_and_requests_are_not_repeated():
     block = w.instance_block(w.PROCESS_CREATE_IN, {"CommandLine": command}, server=None, wide=True)
     unit = w.encoding_unit(block)
     query = planting.exec_query("SELECT * FROM Win32_Service")
-    memory = b"\0" * 16 + unit + b"\0" * 16 + query + b"\0" * 16
+    gap = b"\0" * (16 + -len(unit) % 4)  # NDR aligns the request's fields to 4 bytes
+    memory = b"\0" * 16 + unit + gap + query + b"\0" * 16
     found = classify(carve([(0x1000, memory)]))
     assert sorted(a.form for a in found) == ["object", "request"]
-    broken = b"\0" * 16 + b"\x00" + unit[1:] + b"\0" * 16 + query + b"\0" * 16
+    assert next(a for a in found if a.form == "request").operation == "ExecQuery"
+    broken = b"\0" * 16 + b"\x00" + unit[1:] + gap + query + b"\0" * 16
     assert sorted(a.form for a in classify(carve([(0x1000, broken)]))) == ["request", "string"]
     # an object straddling two chunks (read whole from the first) still hides its strings in the second
     chunks = [(0x1000, memory[:200]), (0x1000 + 100, memory[100:])]
@@ -645,3 +652,35 @@ def test_memory_full_of_short_wmi_strings_stays_bounded():
     assert time.perf_counter() - started < 60
     assert 0 < len(found) <= MAX_HITS
     assert all(a.properties["Query"] == "SELECT a FROM Win32_Service" for a in found)
+
+
+def test_strings_with_characters_of_any_script_are_recovered_whole():
+    """Cyrillic, CJK, accented and outside-the-BMP characters inside a command line and a WQL query
+    are extended over (between pointer-like junk, at both alignments); binary data read as another
+    script's characters is not: glued to a marker's letters, or made of mixed scripts, or a lone
+    surrogate (the text then has no terminator)."""
+    pointer = struct.pack("<Q", 0x000001D23A5C4F10)  # reads as ǒ㩜伐: trimmed from a string's start
+    texts = [
+        planting.NON_LATIN_COMMAND,
+        planting.NON_LATIN_QUERY,
+        "SELECT * FROM Win32_Service WHERE Name='ζ'",
+    ]
+    for odd in (0, 1):
+        memory, where = b"\x01" * odd, []
+        for text in texts:
+            memory += pointer
+            where.append(len(memory))
+            memory += _utf16z(text)
+        junk = [
+            "wbem\\cimom" + "\u61ad\u38ea",  # binary data glued to the marker's last letter
+            "\\\\.\\root\\cimv2\\" + "\uc900\u3cdc\u3852",  # three scripts in a row
+        ]
+        for text in junk:
+            memory += pointer + _utf16z(text)
+        memory += pointer + "SELECT * FROM Win32_Service".encode("utf-16-le") + b"\x00\xd8" + b"\0\0"
+        found = classify(carve([(0x4000, memory + b"\0" * 8)]))
+        assert [(a.address, a.properties["Text"]) for a in found] == [
+            (0x4000 + at, text) for at, text in zip(where, texts)
+        ], odd
+        assert found[0].kind == "process_create" and "wmiexec" in found[0].reason
+        assert found[1].properties["Query"] == planting.NON_LATIN_QUERY and found[1].kind == "reconnaissance"

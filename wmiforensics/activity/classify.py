@@ -471,8 +471,8 @@ _OBJECT_PATH = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _PATH_KEY = re.compile(r'\s*(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*(?:,|$)')
-_NAMESPACE_PATH = re.compile(
-    r"(?i)^(?:winmgmts:(?:\{[^}]*\}!?)?)?(?:(?:\\\\|//)(?P<host>[^\\/]+)[\\/])?root(?:[\\/]\w+)*$"
+_NAMESPACE_PATH = re.compile(  # namespace names are ASCII identifiers
+    r"(?ia)^(?:winmgmts:(?:\{[^}]*\}!?)?)?(?:(?:\\\\|//)(?P<host>[^\\/]+)[\\/])?root(?:[\\/]\w+)*$"
 )
 _LOCAL_HOSTS = {".", "localhost", "127.0.0.1"}
 #: Script source (an ActiveScriptEventConsumer's ScriptText as scrcons.exe holds it, a WMI script).
