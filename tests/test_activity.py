@@ -610,10 +610,47 @@ def test_not_wmi_strings_give_no_rows():
             _utf16z("please select a file from the list"),  # no FROM <class> shape
             _utf16z("C:\\Windows\\System32\\cmd.exe"),
             b"SELECT * FROM Win32_Process\0",  # one byte a character
-            "SELECT * FROM Win32_Service".encode("utf-16-le"),  # runs to the end: no terminator
+            "SELECT * FROM Win32_Service".encode("utf-16-le") + b"\x01\x00",  # no terminator
+            b"\xcc" * 8,
         ]
     )
     assert classify(carve([(0x1000, memory)])) == []
+
+
+def test_string_cut_at_the_end_of_captured_memory_is_reported_with_a_note():
+    """Text that runs to the last captured byte (at the end of a run of chunks, before a hole, with a
+    trailing odd byte or a high surrogate whose pair was not captured) is reported with what is
+    there, one confidence step lower and a note; inside captured memory a chunk boundary in the
+    string still gives it once, whole, uncut; text longer than the limit is still no string."""
+    from wmiforensics.activity.classify import CUT_NOTE
+    from wmiforensics.activity.strings import MAX_STRING_BYTES
+
+    command = planting.NON_LATIN_COMMAND
+    text = command.encode("utf-16-le")
+    for tail in (b"", b"\x00", b"\x3d\xd8"):
+        memory = b"\xcc" * 32 + struct.pack("<I", 4 * len(command)) + text + tail
+        (found,) = classify(carve([(0x1000, memory)]))
+        assert (found.address, found.properties["CommandLine"]) == (0x1000 + 36, command), tail
+        assert found.kind == "process_create" and found.confidence == Confidence.LOW
+        assert found.notes == [CUT_NOTE] and found.detail["cut"] and "captured memory" in found.reason
+    # the same text before a hole (the next chunk starts past this one's end), then far away
+    memory = b"\xcc" * 32 + text
+    found = classify(carve([(0x1000, memory), (0x9000, memory + b"\0\0")]))
+    assert [(a.address, a.confidence, a.notes) for a in found] == [
+        (0x1000 + 32, Confidence.LOW, [CUT_NOTE]),
+        (0x9000 + 32, Confidence.MEDIUM, []),
+    ]
+    # a chunk boundary inside captured memory: once, whole
+    memory = b"\xcc" * 64 + text + b"\0\0" + b"\xcc" * 64
+    chunks = [(0x1000, memory[:200]), (0x1000 + 40, memory[40:])]
+    (found,) = classify(carve(chunks))
+    assert (found.properties["CommandLine"], found.confidence, found.notes) == (
+        command,
+        Confidence.MEDIUM,
+        [],
+    )
+    long_text = ("SELECT * FROM Win32_Process WHERE Name = 'x' OR " * 1000).encode("utf-16-le")
+    assert classify(carve([(0x1000, b"\0\0" + long_text[: MAX_STRING_BYTES + 64])])) == []
 
 
 def test_hostile_string_memory_stays_bounded():

@@ -478,6 +478,7 @@ _LOCAL_HOSTS = {".", "localhost", "127.0.0.1"}
 #: Script source (an ActiveScriptEventConsumer's ScriptText as scrcons.exe holds it, a WMI script).
 _SCRIPT = re.compile(r"(?i)\b(CreateObject|GetObject)\s*\(|\bWScript\.|\r\n|\bfunction\s+\w+\s*\(")
 _WMI_MONIKER = re.compile(r"(?i)winmgmts:")
+CUT_NOTE = "cut at the end of the captured memory: no terminator, the text may go on"
 _LOWER_CONFIDENCE = {Confidence.HIGH: Confidence.MEDIUM, Confidence.MEDIUM: Confidence.LOW}
 
 
@@ -558,6 +559,12 @@ def string_activity(item: Carved) -> Optional[Activity]:
     classified.properties.setdefault("Text", text)
     classified.confidence = _LOWER_CONFIDENCE.get(classified.confidence, Confidence.LOW)
     what = "BSTR" if item.bstr else "UTF-16LE string"
+    if item.cut:
+        # the rest of the text (and its terminator) was not captured: one step lower again
+        classified.confidence = _LOWER_CONFIDENCE.get(classified.confidence, Confidence.LOW)
+        classified.notes.append(CUT_NOTE)
+        classified.detail["cut"] = True
+        what += " cut at the end of the captured memory"
     classified.reason = f"{what} without its object or request (lower confidence): {classified.reason}"
     return classified
 

@@ -12,8 +12,9 @@ WMI-specific markers and extends each hit to the whole string:
 * a hit is extended backwards and forwards over printable UTF-16LE code units of any script (no C0
   or C1 control but tab, CR and LF, no lone surrogate, no private-use character, not U+FFFE/FFFF;
   surrogate pairs whole) with two anchored regular expressions on a window of at most
-  :data:`MAX_STRING_BYTES` each way, and must end in a NUL terminator inside the chunk; text that runs
-  past the window or the chunk is no string (and its hits are not tried again);
+  :data:`MAX_STRING_BYTES` each way, and must end in a NUL terminator inside the chunk or run to the
+  chunk's last byte (``cut``: the carver reports it when no later chunk repeats those bytes, i.e. at
+  the end of the captured memory); longer text is no string (and its hits are not tried again);
 * binary data reads as characters of random scripts, so units that are not Latin-1 are dropped from
   a string's start (pointers and heap headers before it; a WMI operation's text starts with a Latin
   character), and text where a Latin letter is glued to another script's character, or two adjacent
@@ -116,11 +117,13 @@ _U32 = struct.Struct("<I")
 
 @dataclass
 class FoundString:
-    """One terminated UTF-16LE string: where its text starts, its text, and whether it is a BSTR."""
+    """One UTF-16LE string: where its text starts, its text, whether it is a BSTR, and whether it
+    runs to the end of the bytes given (``cut``: no terminator seen)."""
 
     address: int
     text: str
     bstr: bool
+    cut: bool = False
 
     @property
     def size(self) -> int:
@@ -195,13 +198,21 @@ def find_strings(data: bytes, base: int, covered: Covered, hits: Sequence[int]) 
             continue
         start, end = _extend(data, hit)
         done = max(end, hit + 2)
-        if data[end : end + 2] != b"\0\0" or end - start > MAX_STRING_BYTES:
-            continue  # unterminated (in this chunk) or too long: not a string
+        cut = _runs_to_end(data, end)
+        if not (cut or data[end : end + 2] == b"\0\0") or end - start > MAX_STRING_BYTES:
+            continue  # unterminated or too long: not a string
         if (end - start) // 2 < MIN_STRING_CHARS or covered.contains(base + start):
             continue
         text = data[start:end].decode("utf-16-le")
         if not text.isascii() and _NOT_TEXT.search(text):
             continue  # binary data glued to the text, not a string
         bstr = start >= 4 and _U32.unpack_from(data, start - 4)[0] == end - start
-        found.append(FoundString(base + start, text, bstr))
+        found.append(FoundString(base + start, text, bstr, cut))
     return found
+
+
+def _runs_to_end(data: bytes, end: int) -> bool:
+    """True when the text ending at ``end`` stops only because ``data`` does: no whole code unit
+    follows, or only a high surrogate whose pair is missing."""
+    left = len(data) - end
+    return left < 2 or (left < 4 and 0xD8 <= data[end + 1] <= 0xDB)
