@@ -721,3 +721,50 @@ def test_strings_with_characters_of_any_script_are_recovered_whole():
         ], odd
         assert found[0].kind == "process_create" and "wmiexec" in found[0].reason
         assert found[1].properties["Query"] == planting.NON_LATIN_QUERY and found[1].kind == "reconnaissance"
+
+
+def test_subscription_parts_known_only_as_strings_are_joined_into_a_chain():
+    """wmipersist's object paths of a filter, a consumer and their binding, as BSTRs with no object
+    near: one chain, critical, one confidence step below an object-built chain, saying it was
+    joined from strings. With the objects there too the object chain is the one reported; a binding
+    whose consumer is only a string joins with the filter object."""
+    name = "DefenderHealth"
+    consumer_path = f'ActiveScriptEventConsumer.Name="{name}"'
+    filter_path = f'__EventFilter.Name="EF_{name}"'
+    binding_path = (
+        f'__FilterToConsumerBinding.Consumer="ActiveScriptEventConsumer.Name=\\"{name}\\"",'
+        f'Filter="__EventFilter.Name=\\"EF_{name}\\""'
+    )
+    paths = b"".join(b"\0" * 16 + _bstr(text) for text in (consumer_path, filter_path, binding_path))
+    found = classify(carve([(0x1000, paths + b"\0" * 16)]))
+    (chain,) = [a for a in found if a.form == "chain"]
+    assert (chain.kind, chain.severity, chain.confidence) == (
+        "subscription",
+        Severity.CRITICAL,
+        Confidence.MEDIUM,
+    )
+    assert chain.address == max(a.address for a in found if a.form == "string")
+    assert chain.properties["Filter"] == f"EF_{name}" and chain.properties["Consumer"] == consumer_path
+    assert "joined from strings" in chain.reason and chain.detail["joined_from_strings"] == [
+        "filter",
+        "consumer",
+        "binding",
+    ]
+    units = [
+        b"\0" * 16 + w.encoding_unit(w.instance_block(spec, values, namespace="ROOT\\subscription"))
+        for spec, values in (
+            (w.EVENT_FILTER, {"Name": f"EF_{name}", "Query": "select * from __TimerEvent"}),
+            (w.ACTIVE_SCRIPT_CONSUMER, {"Name": name, "ScriptingEngine": "VBScript", "ScriptText": "x"}),
+            (w.BINDING, {"Filter": filter_path, "Consumer": consumer_path}),
+        )
+    ]
+    both = classify(carve([(0x1000, b"".join(units) + paths + b"\0" * 16)]))
+    (chain,) = [a for a in both if a.form == "chain"]
+    assert chain.confidence == Confidence.HIGH and "joined from strings" not in chain.reason
+    assert chain.address < 0x1000 + len(b"".join(units)), "the binding object's chain"
+    mixed = classify(carve([(0x1000, units[0] + paths + b"\0" * 16)]))
+    (chain,) = [a for a in mixed if a.form == "chain"]
+    assert chain.confidence == Confidence.MEDIUM and chain.detail["joined_from_strings"] == [
+        "consumer",
+        "binding",
+    ]
