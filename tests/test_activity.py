@@ -250,9 +250,14 @@ def test_plugin_rows_renderers_and_dump(lab, tmp_path):
         item.values["ScriptText"] for item in expected if item.class_name == "ActiveScriptEventConsumer"
     )
     assert (tmp_path / script_file).read_bytes() == script.encode()
-    for renderer in ("csv",):  # json above, quick in the README test
+    # strings of other scripts: JSON keeps the exact value, text shows the characters
+    non_latin = next(row for row in rows if planting.NON_LATIN_COMMAND in (row["Key"] or ""))
+    assert json.loads(non_latin["Properties"])["properties"]["CommandLine"] == planting.NON_LATIN_COMMAND
+    for renderer in ("csv", "quick"):  # json above
         other = run_vol(path, "wmi.activity", renderer=renderer)
         assert other.returncode == 0 and "Win32_Process.Create" in other.stdout, renderer
+        shown = other.stdout.replace("\\\\", "\\")  # csv doubles backslashes
+        assert "C:\\Users\\Дмитрий\\AppData" in shown and "José" in shown and "文档" in shown, renderer
 
 
 def test_plugin_on_real_dumps_reports_nothing_above_low():
@@ -576,10 +581,12 @@ def test_strings_inside_decoded_objects_and_requests_are_not_repeated():
     block = w.instance_block(w.PROCESS_CREATE_IN, {"CommandLine": command}, server=None, wide=True)
     unit = w.encoding_unit(block)
     query = planting.exec_query("SELECT * FROM Win32_Service")
-    memory = b"\0" * 16 + unit + b"\0" * 16 + query + b"\0" * 16
+    gap = b"\0" * (16 + -len(unit) % 4)  # NDR aligns the request's fields to 4 bytes
+    memory = b"\0" * 16 + unit + gap + query + b"\0" * 16
     found = classify(carve([(0x1000, memory)]))
     assert sorted(a.form for a in found) == ["object", "request"]
-    broken = b"\0" * 16 + b"\x00" + unit[1:] + b"\0" * 16 + query + b"\0" * 16
+    assert next(a for a in found if a.form == "request").operation == "ExecQuery"
+    broken = b"\0" * 16 + b"\x00" + unit[1:] + gap + query + b"\0" * 16
     assert sorted(a.form for a in classify(carve([(0x1000, broken)]))) == ["request", "string"]
     # an object straddling two chunks (read whole from the first) still hides its strings in the second
     chunks = [(0x1000, memory[:200]), (0x1000 + 100, memory[100:])]
@@ -603,10 +610,47 @@ def test_not_wmi_strings_give_no_rows():
             _utf16z("please select a file from the list"),  # no FROM <class> shape
             _utf16z("C:\\Windows\\System32\\cmd.exe"),
             b"SELECT * FROM Win32_Process\0",  # one byte a character
-            "SELECT * FROM Win32_Service".encode("utf-16-le"),  # runs to the end: no terminator
+            "SELECT * FROM Win32_Service".encode("utf-16-le") + b"\x01\x00",  # no terminator
+            b"\xcc" * 8,
         ]
     )
     assert classify(carve([(0x1000, memory)])) == []
+
+
+def test_string_cut_at_the_end_of_captured_memory_is_reported_with_a_note():
+    """Text that runs to the last captured byte (at the end of a run of chunks, before a hole, with a
+    trailing odd byte or a high surrogate whose pair was not captured) is reported with what is
+    there, one confidence step lower and a note; inside captured memory a chunk boundary in the
+    string still gives it once, whole, uncut; text longer than the limit is still no string."""
+    from wmiforensics.activity.classify import CUT_NOTE
+    from wmiforensics.activity.strings import MAX_STRING_BYTES
+
+    command = planting.NON_LATIN_COMMAND
+    text = command.encode("utf-16-le")
+    for tail in (b"", b"\x00", b"\x3d\xd8"):
+        memory = b"\xcc" * 32 + struct.pack("<I", 4 * len(command)) + text + tail
+        (found,) = classify(carve([(0x1000, memory)]))
+        assert (found.address, found.properties["CommandLine"]) == (0x1000 + 36, command), tail
+        assert found.kind == "process_create" and found.confidence == Confidence.LOW
+        assert found.notes == [CUT_NOTE] and found.detail["cut"] and "captured memory" in found.reason
+    # the same text before a hole (the next chunk starts past this one's end), then far away
+    memory = b"\xcc" * 32 + text
+    found = classify(carve([(0x1000, memory), (0x9000, memory + b"\0\0")]))
+    assert [(a.address, a.confidence, a.notes) for a in found] == [
+        (0x1000 + 32, Confidence.LOW, [CUT_NOTE]),
+        (0x9000 + 32, Confidence.MEDIUM, []),
+    ]
+    # a chunk boundary inside captured memory: once, whole
+    memory = b"\xcc" * 64 + text + b"\0\0" + b"\xcc" * 64
+    chunks = [(0x1000, memory[:200]), (0x1000 + 40, memory[40:])]
+    (found,) = classify(carve(chunks))
+    assert (found.properties["CommandLine"], found.confidence, found.notes) == (
+        command,
+        Confidence.MEDIUM,
+        [],
+    )
+    long_text = ("SELECT * FROM Win32_Process WHERE Name = 'x' OR " * 1000).encode("utf-16-le")
+    assert classify(carve([(0x1000, b"\0\0" + long_text[: MAX_STRING_BYTES + 64])])) == []
 
 
 def test_hostile_string_memory_stays_bounded():
@@ -645,3 +689,82 @@ def test_memory_full_of_short_wmi_strings_stays_bounded():
     assert time.perf_counter() - started < 60
     assert 0 < len(found) <= MAX_HITS
     assert all(a.properties["Query"] == "SELECT a FROM Win32_Service" for a in found)
+
+
+def test_strings_with_characters_of_any_script_are_recovered_whole():
+    """Cyrillic, CJK, accented and outside-the-BMP characters inside a command line and a WQL query
+    are extended over (between pointer-like junk, at both alignments); binary data read as another
+    script's characters is not: glued to a marker's letters, or made of mixed scripts, or a lone
+    surrogate (the text then has no terminator)."""
+    pointer = struct.pack("<Q", 0x000001D23A5C4F10)  # reads as ǒ㩜伐: trimmed from a string's start
+    texts = [
+        planting.NON_LATIN_COMMAND,
+        planting.NON_LATIN_QUERY,
+        "SELECT * FROM Win32_Service WHERE Name='ζ'",
+    ]
+    for odd in (0, 1):
+        memory, where = b"\x01" * odd, []
+        for text in texts:
+            memory += pointer
+            where.append(len(memory))
+            memory += _utf16z(text)
+        junk = [
+            "wbem\\cimom" + "\u61ad\u38ea",  # binary data glued to the marker's last letter
+            "\\\\.\\root\\cimv2\\" + "\uc900\u3cdc\u3852",  # three scripts in a row
+        ]
+        for text in junk:
+            memory += pointer + _utf16z(text)
+        memory += pointer + "SELECT * FROM Win32_Service".encode("utf-16-le") + b"\x00\xd8" + b"\0\0"
+        found = classify(carve([(0x4000, memory + b"\0" * 8)]))
+        assert [(a.address, a.properties["Text"]) for a in found] == [
+            (0x4000 + at, text) for at, text in zip(where, texts)
+        ], odd
+        assert found[0].kind == "process_create" and "wmiexec" in found[0].reason
+        assert found[1].properties["Query"] == planting.NON_LATIN_QUERY and found[1].kind == "reconnaissance"
+
+
+def test_subscription_parts_known_only_as_strings_are_joined_into_a_chain():
+    """wmipersist's object paths of a filter, a consumer and their binding, as BSTRs with no object
+    near: one chain, critical, one confidence step below an object-built chain, saying it was
+    joined from strings. With the objects there too the object chain is the one reported; a binding
+    whose consumer is only a string joins with the filter object."""
+    name = "DefenderHealth"
+    consumer_path = f'ActiveScriptEventConsumer.Name="{name}"'
+    filter_path = f'__EventFilter.Name="EF_{name}"'
+    binding_path = (
+        f'__FilterToConsumerBinding.Consumer="ActiveScriptEventConsumer.Name=\\"{name}\\"",'
+        f'Filter="__EventFilter.Name=\\"EF_{name}\\""'
+    )
+    paths = b"".join(b"\0" * 16 + _bstr(text) for text in (consumer_path, filter_path, binding_path))
+    found = classify(carve([(0x1000, paths + b"\0" * 16)]))
+    (chain,) = [a for a in found if a.form == "chain"]
+    assert (chain.kind, chain.severity, chain.confidence) == (
+        "subscription",
+        Severity.CRITICAL,
+        Confidence.MEDIUM,
+    )
+    assert chain.address == max(a.address for a in found if a.form == "string")
+    assert chain.properties["Filter"] == f"EF_{name}" and chain.properties["Consumer"] == consumer_path
+    assert "joined from strings" in chain.reason and chain.detail["joined_from_strings"] == [
+        "filter",
+        "consumer",
+        "binding",
+    ]
+    units = [
+        b"\0" * 16 + w.encoding_unit(w.instance_block(spec, values, namespace="ROOT\\subscription"))
+        for spec, values in (
+            (w.EVENT_FILTER, {"Name": f"EF_{name}", "Query": "select * from __TimerEvent"}),
+            (w.ACTIVE_SCRIPT_CONSUMER, {"Name": name, "ScriptingEngine": "VBScript", "ScriptText": "x"}),
+            (w.BINDING, {"Filter": filter_path, "Consumer": consumer_path}),
+        )
+    ]
+    both = classify(carve([(0x1000, b"".join(units) + paths + b"\0" * 16)]))
+    (chain,) = [a for a in both if a.form == "chain"]
+    assert chain.confidence == Confidence.HIGH and "joined from strings" not in chain.reason
+    assert chain.address < 0x1000 + len(b"".join(units)), "the binding object's chain"
+    mixed = classify(carve([(0x1000, units[0] + paths + b"\0" * 16)]))
+    (chain,) = [a for a in mixed if a.form == "chain"]
+    assert chain.confidence == Confidence.MEDIUM and chain.detail["joined_from_strings"] == [
+        "consumer",
+        "binding",
+    ]

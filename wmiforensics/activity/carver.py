@@ -6,7 +6,9 @@ pass (:mod:`.anchors`): the [MS-WMIO] EncodingUnit signature ``78 56 34 12``, th
 ORPCTHIS version ``05 00 07 00``, the [MS-WMI] ObjectArray signature ``WBEMDATA`` (query results
 and events, whose objects are bare object blocks) and the markers of free-standing UTF-16LE strings
 and BSTRs of WMI operations (:mod:`.strings`), which are extended and reported outside what was
-decoded already. Its cost is linear in the bytes it is given.
+decoded already. A string that runs to a chunk's last byte is held until the next chunk: reported
+(``cut``) if that chunk does not start inside this one (the captured memory ends there), else left
+to the next chunk, which sees it again. Its cost is linear in the bytes it is given.
 Items found twice in an overlap are reported once (by address). An object too long for its
 chunk is read whole through the optional ``read`` callable, up to :data:`MAX_UNIT` bytes and at
 most a chunk's worth of such reads per chunk. Each object's decoding work is bounded in
@@ -17,14 +19,14 @@ memory full of anchors stays linear.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional, Set, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Set, Tuple
 
 from ..wmio import WmiObject, WmioError, decode_encoding_unit
 from ..wmio.structs import OBJECT_FLAG_CLASS, OBJECT_FLAG_INSTANCE, OBJECT_FLAGS_KNOWN
 from .anchors import Anchors, find_anchors
 from .packets import parse_object_array
 from .requests import Request, parse_request
-from .strings import Covered, find_strings
+from .strings import Covered, FoundString, find_strings
 
 MIN_UNIT = 8 + 1 + 13 + 8  # header, flags, a class header, the smallest lists
 MAX_UNIT = 16 << 20
@@ -45,9 +47,11 @@ class Carved:
     obj: Optional[WmiObject] = None
     request: Optional[Request] = None
     error: Optional[str] = None
-    #: A string's text and whether a consistent BSTR length prefix precedes it.
+    #: A string's text, whether a consistent BSTR length prefix precedes it, and whether it runs to
+    #: the end of the captured memory (its terminator and maybe more text were not captured).
     text: Optional[str] = None
     bstr: bool = False
+    cut: bool = False
 
 
 def _plausible_header(data: bytes, pos: int) -> Optional[int]:
@@ -94,17 +98,30 @@ def carve(chunks: Iterable[Chunk], read: Optional[Reader] = None) -> Iterator[Ca
     string_ends: Set[int] = set()  # a string cut by a chunk's start ends where the whole one does
     budget = _Budget()
     explained = Covered()
+    cut: List[FoundString] = []  # strings running to the previous chunk's last byte
+    previous_end = None
     for base, data in chunks:
+        if previous_end is not None and base >= previous_end:
+            yield from _strings(cut, string_ends)  # no chunk repeats those bytes: captured memory ends
+        cut = []  # else this chunk starts inside the previous one and sees them again
+        previous_end = base + len(data)
         explained.forget_before(base)
         anchors = find_anchors(data)
         for item in _structured(data, base, anchors, read, budget, seen):
             if item.obj is not None or item.request is not None:
                 explained.add(item.address, item.address + item.size)
             yield item
-        for found in find_strings(data, base, explained, anchors.string):
-            if found.end not in string_ends:
-                string_ends.add(found.end)
-                yield Carved(found.address, "string", found.size, text=found.text, bstr=found.bstr)
+        found = find_strings(data, base, explained, anchors.string)
+        cut = [item for item in found if item.cut]
+        yield from _strings([item for item in found if not item.cut], string_ends)
+    yield from _strings(cut, string_ends)
+
+
+def _strings(found: List[FoundString], string_ends: Set[int]) -> Iterator[Carved]:
+    for item in found:
+        if item.end not in string_ends:
+            string_ends.add(item.end)
+            yield Carved(item.address, "string", item.size, text=item.text, bstr=item.bstr, cut=item.cut)
 
 
 def _structured(

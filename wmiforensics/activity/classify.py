@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ..engine.findings import Confidence, Severity
 from .carver import Carved
@@ -471,13 +471,14 @@ _OBJECT_PATH = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _PATH_KEY = re.compile(r'\s*(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*(?:,|$)')
-_NAMESPACE_PATH = re.compile(
-    r"(?i)^(?:winmgmts:(?:\{[^}]*\}!?)?)?(?:(?:\\\\|//)(?P<host>[^\\/]+)[\\/])?root(?:[\\/]\w+)*$"
+_NAMESPACE_PATH = re.compile(  # namespace names are ASCII identifiers
+    r"(?ia)^(?:winmgmts:(?:\{[^}]*\}!?)?)?(?:(?:\\\\|//)(?P<host>[^\\/]+)[\\/])?root(?:[\\/]\w+)*$"
 )
 _LOCAL_HOSTS = {".", "localhost", "127.0.0.1"}
 #: Script source (an ActiveScriptEventConsumer's ScriptText as scrcons.exe holds it, a WMI script).
 _SCRIPT = re.compile(r"(?i)\b(CreateObject|GetObject)\s*\(|\bWScript\.|\r\n|\bfunction\s+\w+\s*\(")
 _WMI_MONIKER = re.compile(r"(?i)winmgmts:")
+CUT_NOTE = "cut at the end of the captured memory: no terminator, the text may go on"
 _LOWER_CONFIDENCE = {Confidence.HIGH: Confidence.MEDIUM, Confidence.MEDIUM: Confidence.LOW}
 
 
@@ -558,6 +559,12 @@ def string_activity(item: Carved) -> Optional[Activity]:
     classified.properties.setdefault("Text", text)
     classified.confidence = _LOWER_CONFIDENCE.get(classified.confidence, Confidence.LOW)
     what = "BSTR" if item.bstr else "UTF-16LE string"
+    if item.cut:
+        # the rest of the text (and its terminator) was not captured: one step lower again
+        classified.confidence = _LOWER_CONFIDENCE.get(classified.confidence, Confidence.LOW)
+        classified.notes.append(CUT_NOTE)
+        classified.detail["cut"] = True
+        what += " cut at the end of the captured memory"
     classified.reason = f"{what} without its object or request (lower confidence): {classified.reason}"
     return classified
 
@@ -658,64 +665,100 @@ def _reference_name(reference: str) -> str:
     return match.group(1).replace('\\"', '"').replace("\\\\", "\\") if match else reference
 
 
+#: The class of an object path, after an optional ``\\host\namespace:`` prefix (a host may hold dots).
+_REFERENCE_CLASS = re.compile(r'^(?:[^"=]*:)?([A-Za-z_]\w*)\s*[.=]')
+
+
+def _reference_class(reference: str) -> str:
+    match = _REFERENCE_CLASS.match(reference.strip())
+    return match.group(1).lower() if match else ""
+
+
+def _parts(items: List[Activity], kind: str, key: Callable[[Activity], Any]) -> Dict[Any, Activity]:
+    """Subscription parts of one kind by ``key``; a decoded object wins over a string of the same
+    part."""
+    parts = sorted((a for a in items if a.kind == kind), key=lambda a: a.form != "string")
+    return {key(activity): activity for activity in parts}
+
+
 def subscriptions(activities: Iterable[Activity]) -> List[Activity]:
-    """One ``subscription`` row per binding whose filter and consumer were found too."""
+    """One ``subscription`` row per binding whose filter and consumer were found too: decoded
+    objects first; parts known only from strings (object paths, their objects gone) are joined the
+    same way, one confidence step lower."""
     items = list(activities)
-    filters = {_text(a.properties, "Name").lower(): a for a in items if a.kind == "subscription_filter"}
-    consumers = {
-        (a.class_name.lower(), _text(a.properties, "Name").lower()): a
-        for a in items
-        if a.kind == "subscription_consumer"
-    }
+    filters = _parts(items, "subscription_filter", lambda a: _text(a.properties, "Name").lower())
+    consumers = _parts(
+        items, "subscription_consumer", lambda a: (a.class_name.lower(), _text(a.properties, "Name").lower())
+    )
+    bindings = sorted(
+        (a for a in items if a.kind == "subscription_binding"), key=lambda a: (a.form == "string", a.address)
+    )
     chains, seen = [], set()
-    for binding in (a for a in items if a.kind == "subscription_binding"):
+    for binding in bindings:
         filter_name = _reference_name(_text(binding.properties, "Filter"))
         consumer_ref = _text(binding.properties, "Consumer")
-        consumer_class = consumer_ref.split(".", 1)[0].rsplit(":", 1)[-1].lower()
-        consumer = consumers.get((consumer_class, _reference_name(consumer_ref).lower()))
+        consumer_key = (_reference_class(consumer_ref), _reference_name(consumer_ref).lower())
+        consumer = consumers.get(consumer_key)
         found_filter = filters.get(filter_name.lower())
-        key = (filter_name.lower(), consumer_ref.lower())
+        key = (filter_name.lower(), consumer_key)
         if key in seen or consumer is None or found_filter is None:
             continue
         seen.add(key)
-        query = _text(found_filter.properties, "Query")
-        runs = consumer.class_name.lower() in CONSUMERS_THAT_RUN
-        severity = Severity.CRITICAL if runs else Severity.LOW
-        if consumer.severity <= Severity.INFO and found_filter.severity <= Severity.INFO:
-            severity = Severity.INFO
-        chain = Activity(
-            binding.address,
-            binding.size,
-            "chain",
-            binding.namespace or found_filter.namespace,
-            "__FilterToConsumerBinding",
-            "permanent subscription",
-            {
-                "Filter": filter_name,
-                "Query": query,
-                "Consumer": consumer_ref,
-                **{k: v for k, v in consumer.properties.items() if k not in ("Name", "CreatorSID")},
-            },
-        )
-        chain.detail = {
-            "filter_address": found_filter.address,
-            "consumer_address": consumer.address,
-            "binding_address": binding.address,
-        }
-        how = f"runs {_payload(consumer)}" if runs else f"feeds {consumer.class_name}"
-        _set(
-            chain,
-            "subscription",
-            severity,
-            Confidence.HIGH,
-            f"permanent event subscription: filter '{filter_name}' ({describe_filter(query)}) {how}",
-        )
-        chains.append(chain)
+        chains.append(_chain(binding, found_filter, consumer, filter_name, consumer_ref))
     return chains
 
 
+def _chain(
+    binding: Activity, found_filter: Activity, consumer: Activity, filter_name: str, consumer_ref: str
+) -> Activity:
+    query = _text(found_filter.properties, "Query")
+    runs = consumer.class_name.lower() in CONSUMERS_THAT_RUN
+    severity = Severity.CRITICAL if runs else Severity.LOW
+    if consumer.severity <= Severity.INFO and found_filter.severity <= Severity.INFO:
+        severity = Severity.INFO
+    chain = Activity(
+        binding.address,
+        binding.size,
+        "chain",
+        binding.namespace or found_filter.namespace,
+        "__FilterToConsumerBinding",
+        "permanent subscription",
+        {
+            "Filter": filter_name,
+            "Query": query,
+            "Consumer": consumer_ref,
+            **{
+                k: v
+                for k, v in consumer.properties.items()
+                if k not in ("Name", "CreatorSID", "Text", "__PATH")
+            },
+        },
+    )
+    chain.detail = {
+        "filter_address": found_filter.address,
+        "consumer_address": consumer.address,
+        "binding_address": binding.address,
+    }
+    how = f"runs {_payload(consumer)}" if runs else f"feeds {consumer.class_name}"
+    reason = f"permanent event subscription: filter '{filter_name}' ({describe_filter(query)}) {how}"
+    from_strings = [
+        what
+        for what, part in (("filter", found_filter), ("consumer", consumer), ("binding", binding))
+        if part.form == "string"
+    ]
+    confidence = Confidence.HIGH
+    if from_strings:
+        # object paths name the parts but carry none of their properties: one step lower
+        confidence = Confidence.MEDIUM
+        chain.detail["joined_from_strings"] = from_strings
+        known = " and ".join(from_strings)
+        reason = f"joined from strings (the {known} known only by object path): {reason}"
+    return _set(chain, "subscription", severity, confidence, reason)
+
+
 def classify(items: Iterable[Carved]) -> List[Activity]:
-    """Every carved item classified, followed by the subscription chains joined from them."""
+    """Every carved item classified, followed by the subscription chains joined from them (from
+    decoded objects and requests, and from strings)."""
     classified = (activity_of(item) for item in items)
     activities = sorted((item for item in classified if item is not None), key=lambda item: item.address)
-    return activities + subscriptions([item for item in activities if item.form != "string"])
+    return activities + subscriptions(activities)

@@ -9,10 +9,16 @@ WMI-specific markers and extends each hit to the whole string:
 * the hits come from the carver's one YARA-X pass over the chunk (:mod:`.anchors`): one regular
   expression, the alternation of every marker's UTF-16LE bytes (``nocase``), which finds text at
   either alignment;
-* a hit is extended backwards and forwards over UTF-16LE code units of Latin-1 text (high byte zero,
-  printable low byte, tab, CR, LF) with two anchored regular expressions on a window of at most
-  :data:`MAX_STRING_BYTES` each way, and must end in a NUL terminator inside the chunk; text that runs
-  past the window or the chunk is no string (and its hits are not tried again);
+* a hit is extended backwards and forwards over printable UTF-16LE code units of any script (no C0
+  or C1 control but tab, CR and LF, no lone surrogate, no private-use character, not U+FFFE/FFFF;
+  surrogate pairs whole) with two anchored regular expressions on a window of at most
+  :data:`MAX_STRING_BYTES` each way, and must end in a NUL terminator inside the chunk or run to the
+  chunk's last byte (``cut``: the carver reports it when no later chunk repeats those bytes, i.e. at
+  the end of the captured memory); longer text is no string (and its hits are not tried again);
+* binary data reads as characters of random scripts, so units that are not Latin-1 are dropped from
+  a string's start (pointers and heap headers before it; a WMI operation's text starts with a Latin
+  character), and text where a Latin letter is glued to another script's character, or two adjacent
+  letters belong to different scripts, is no string (:data:`_NOT_TEXT`);
 * a 4-byte length prefix right before the text that equals the text's byte length marks a BSTR
   ([MS-OAUT] 2.2.23.1: the length prefix of a BSTR, in bytes, without the terminator).
 
@@ -61,19 +67,63 @@ MARKERS = (
     "wmi\\autologger",
 )
 
-_TEXT_UNIT = rb"[\x09\x0a\x0d\x20-\x7e\xa0-\xff]"
-_FORWARD = re.compile(rb"(?:" + _TEXT_UNIT + rb"\x00)*")
-_BACKWARD = re.compile(rb"(?:\x00" + _TEXT_UNIT + rb")*")  # on reversed bytes
+#: One printable UTF-16LE code unit, as (low byte, high byte): Latin-1 text (tab, CR, LF, no other
+#: C0 or C1 control), any other BMP character but a surrogate, a private-use one (U+E000-U+F8FF, not
+#: text) or U+FFFE/U+FFFF, or a valid surrogate pair (a character outside the BMP).
+_LATIN1 = rb"[\x09\x0a\x0d\x20-\x7e\xa0-\xff]\x00"
+_TEXT_UNIT = (
+    rb"(?:" + _LATIN1 + rb"|[\x00-\xff][\x01-\xd7\xf9-\xfe]|[\x00-\xfd]\xff"
+    rb"|[\x00-\xff][\xd8-\xdb][\x00-\xff][\xdc-\xdf])"
+)
+#: The same unit on reversed bytes (high byte first; a pair's low surrogate first).
+_TEXT_UNIT_REVERSED = (
+    rb"(?:\x00[\x09\x0a\x0d\x20-\x7e\xa0-\xff]|[\x01-\xd7\xf9-\xfe][\x00-\xff]|\xff[\x00-\xfd]"
+    rb"|[\xdc-\xdf][\x00-\xff][\xd8-\xdb][\x00-\xff])"
+)
+_FORWARD = re.compile(_TEXT_UNIT + rb"*")
+_BACKWARD = re.compile(_TEXT_UNIT_REVERSED + rb"*")  # on reversed bytes
+#: Units that are not Latin-1 at a run's start: binary data before a string (pointers, heap
+#: headers) reads as such characters, and the text of a WMI operation starts with a Latin-1 one.
+_LEADING_NOT_LATIN1 = re.compile(rb"(?:[\x00-\xff][\x01-\xff])*")
+#: Characters read like Latin text: Latin-1, Latin Extended, general punctuation, currency signs.
+_LATIN_LIKE = "\u0000-\u024f\u1e00-\u1eff\u2000-\u206f\u20a0-\u20cf"
+_LATIN_LETTER = "A-Za-z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
+#: Letters of one writing system (coarse: kana, kanji, CJK punctuation and fullwidth forms are one).
+_SCRIPTS = (
+    "\u0370-\u03ff\u1f00-\u1fff",  # Greek
+    "\u0400-\u052f",  # Cyrillic
+    "\u0530-\u058f",  # Armenian
+    "\u0590-\u05ff",  # Hebrew
+    "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefe",  # Arabic
+    "\u0900-\u0dff",  # Indic
+    "\u0e00-\u0eff",  # Thai, Lao
+    "\u10a0-\u10ff",  # Georgian
+    "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af",  # Hangul
+    "\u2e80-\u2fdf\u3000-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef",  # CJK
+    "\U00010000-\U0010ffff",  # outside the BMP (emoji, rare ideographs)
+)
+_OTHER = f"[^{_LATIN_LIKE}]"
+#: Binary data read as UTF-16 looks like text of random scripts: a Latin letter glued to another
+#: script's character (``cimom憭㣪``), or two adjacent letters of different scripts (``준㳜``). Real
+#: text starts a word of another script after a separator or a digit (``C:\\Users\\Дмитрий``,
+#: ``2024年``) and keeps to one script within a word.
+_NOT_TEXT = re.compile(
+    f"[{_LATIN_LETTER}]{_OTHER}"
+    + "".join(f"|[{script}](?={_OTHER})(?![{script}])" for script in _SCRIPTS)
+    + f"|[^{_LATIN_LIKE}{''.join(_SCRIPTS)}](?={_OTHER})"
+)
 _U32 = struct.Struct("<I")
 
 
 @dataclass
 class FoundString:
-    """One terminated UTF-16LE string: where its text starts, its text, and whether it is a BSTR."""
+    """One UTF-16LE string: where its text starts, its text, whether it is a BSTR, and whether it
+    runs to the end of the bytes given (``cut``: no terminator seen)."""
 
     address: int
     text: str
     bstr: bool
+    cut: bool = False
 
     @property
     def size(self) -> int:
@@ -134,6 +184,8 @@ def _extend(data: bytes, hit: int) -> Tuple[int, int]:
             break
     # bounded from the hit, not from the start: a rejected run moves the caller on by a window
     forward = _FORWARD.match(data, hit, min(len(data), hit + MAX_STRING_BYTES + 2))
+    # never past the hit: the marker itself is Latin-1
+    start = _LEADING_NOT_LATIN1.match(data, start, hit).end()
     return start, forward.end()
 
 
@@ -146,11 +198,21 @@ def find_strings(data: bytes, base: int, covered: Covered, hits: Sequence[int]) 
             continue
         start, end = _extend(data, hit)
         done = max(end, hit + 2)
-        if data[end : end + 2] != b"\0\0" or end - start > MAX_STRING_BYTES:
-            continue  # unterminated (in this chunk) or too long: not a string
+        cut = _runs_to_end(data, end)
+        if not (cut or data[end : end + 2] == b"\0\0") or end - start > MAX_STRING_BYTES:
+            continue  # unterminated or too long: not a string
         if (end - start) // 2 < MIN_STRING_CHARS or covered.contains(base + start):
             continue
         text = data[start:end].decode("utf-16-le")
+        if not text.isascii() and _NOT_TEXT.search(text):
+            continue  # binary data glued to the text, not a string
         bstr = start >= 4 and _U32.unpack_from(data, start - 4)[0] == end - start
-        found.append(FoundString(base + start, text, bstr))
+        found.append(FoundString(base + start, text, bstr, cut))
     return found
+
+
+def _runs_to_end(data: bytes, end: int) -> bool:
+    """True when the text ending at ``end`` stops only because ``data`` does: no whole code unit
+    follows, or only a high surrogate whose pair is missing."""
+    left = len(data) - end
+    return left < 2 or (left < 4 and 0xD8 <= data[end + 1] <= 0xDB)
