@@ -11,6 +11,7 @@ process's parent.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
@@ -29,7 +30,14 @@ from ..engine.facts import (
 )
 from ..minidump import constants
 from . import vads
-from .bounds import USER_LIMIT_32, USER_LIMIT_64, normalise_modules, normalise_regions
+from .bounds import (
+    REGION_BUDGET_MARK,
+    USER_LIMIT_32,
+    USER_LIMIT_64,
+    detailed_region_budget,
+    normalise_modules,
+    normalise_regions,
+)
 from .handles import process_handles
 from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
 
@@ -233,7 +241,17 @@ def _vad_type(vad) -> int:
 def _regions(context, view, proc, walker, software, protect_values, notes):
     regions: List[RegionFact] = []
     changes: List[PageChange] = []
-    for vad in _vads(context, view, proc, notes):
+
+    def executable(vad: vads.Vad) -> bool:
+        index = vad.protection_index
+        return 0 <= index < len(protect_values) and constants.is_executable(protect_values[index])
+
+    kept, budget_note = vads.within_budget(
+        _vads(context, view, proc, notes), detailed_region_budget(notes), executable, REGION_BUDGET_MARK
+    )
+    if budget_note:
+        notes.append(budget_note)
+    for vad in kept:
         index = vad.protection_index
         allocation_protect = protect_values[index] if 0 <= index < len(protect_values) else 0
         if vad.vad_type == VAD_IMAGE_MAP:
@@ -268,26 +286,36 @@ def _vads(context, view, proc, notes) -> List[vads.Vad]:
         root = int(vad_root.Root) if vad_root.has_member("Root") else None
     if layout is not None and root is not None:
         return list(vads.walk(context.layers[view.layer_name], layout, root, notes))
-    found = []
+    return _vads_by_volatility(proc, notes)
+
+
+def _vads_by_volatility(proc, notes: List[str]) -> List[vads.Vad]:
+    """Volatility's traversal, bounded: it skips nodes it has seen but keeps them all, and refuses
+    trees deeper than 100 levels (RuntimeError); what was read before either stop is kept."""
+    nodes = []
     try:
-        for node in sorted(proc.get_vad_root().traverse(), key=lambda item: item.get_start()):
-            with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
-                found.append(
-                    vads.Vad(
-                        node.get_start(),
-                        node.get_end() + 1,
-                        int(node.Protection or 0),
-                        _flag(node, "VadType"),
-                        bool(_safe(node.get_private_memory, 0)),
-                        bool(_flag(node, "MemCommit")),
-                        _safe(lambda n=node: int(n.FirstPrototypePte), 0),
-                    )
+        for node in itertools.islice(proc.get_vad_root().traverse(), vads.MAX_VADS + 1):
+            nodes.append(node)
+    except (exceptions.InvalidAddressException, RuntimeError) as error:
+        notes.append(f"the VAD tree could not be walked completely ({error}); {len(nodes)} VADs were read")
+    if len(nodes) > vads.MAX_VADS:
+        notes.append(f"more than {vads.MAX_VADS} VADs: the rest are ignored")
+        del nodes[vads.MAX_VADS :]
+    found = []
+    for node in nodes:
+        with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+            found.append(
+                vads.Vad(
+                    node.get_start(),
+                    node.get_end() + 1,
+                    int(node.Protection or 0),
+                    _flag(node, "VadType"),
+                    bool(_safe(node.get_private_memory, 0)),
+                    bool(_flag(node, "MemCommit")),
+                    _safe(lambda n=node: int(n.FirstPrototypePte), 0),
                 )
-            if len(found) >= vads.MAX_VADS:
-                notes.append(f"more than {vads.MAX_VADS} VADs: the rest are ignored")
-                break
-    except exceptions.InvalidAddressException as error:
-        notes.append(f"the VAD tree could not be walked ({error}); no region checks ran")
+            )
+    found.sort(key=lambda vad: vad.start)
     return found
 
 
