@@ -85,3 +85,50 @@ def test_the_budget_environment_variable_is_bounded(monkeypatch):
         assert len(notes) == 1 and "is not a number from 1 to 10,000,000" in notes[0]
     monkeypatch.delenv(REGION_BUDGET_ENV)
     assert detailed_region_budget() == MAX_DETAILED_REGIONS
+
+
+def test_volatility_vad_traversal_is_cut_and_its_deep_tree_refusal_is_a_note(monkeypatch):
+    """The slow path (Volatility's traverse) stops at MAX_VADS while it runs, and its RuntimeError for
+    trees deeper than 100 levels keeps the VADs read so far instead of ending the run."""
+    from wmiforensics.backends import kernel, vads
+
+    class Node:
+        def __init__(self, index: int) -> None:
+            self.start = 0x10000 * (index + 1)
+            self.Protection = 4
+            self.FirstPrototypePte = 0
+
+        def get_start(self) -> int:
+            return self.start
+
+        def get_end(self) -> int:
+            return self.start + 0xFFF
+
+        def get_private_memory(self) -> int:
+            return 1
+
+        def has_member(self, _name: str) -> bool:
+            return False
+
+    class Process:
+        def __init__(self, count: int, refuse: bool) -> None:
+            self.count, self.refuse, self.produced = count, refuse, 0
+
+        def get_vad_root(self):
+            return self
+
+        def traverse(self):
+            for index in range(self.count):
+                self.produced += 1
+                yield Node(self.count - index)
+            if self.refuse:
+                raise RuntimeError("Vad tree is too deep")
+
+    notes = []
+    found = kernel._vads_by_volatility(Process(5, refuse=True), notes)
+    assert [vad.start for vad in found] == sorted(vad.start for vad in found) and len(found) == 5
+    assert notes == ["the VAD tree could not be walked completely (Vad tree is too deep); 5 VADs were read"]
+    monkeypatch.setattr(vads, "MAX_VADS", 10)
+    notes, endless = [], Process(10**9, refuse=False)
+    assert len(kernel._vads_by_volatility(endless, notes)) == 10
+    assert endless.produced == 11 and notes == ["more than 10 VADs: the rest are ignored"]
