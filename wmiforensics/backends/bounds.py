@@ -9,8 +9,9 @@ here and the run's notes say what was wrong (one line per kind of damage, with a
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..engine.facts import ModuleFact, RegionFact
 
@@ -22,6 +23,40 @@ USER_LIMIT_32 = 1 << 32
 
 def user_limit(address_bits: int) -> int:
     return USER_LIMIT_32 if address_bits <= 32 else USER_LIMIT_64
+
+
+#: Most regions (minidump MemoryInfoList entries, full-image VADs) of one process examined in detail.
+#: Real processes hold a few thousand; hostile input can declare a million, and each examined region
+#: costs Python objects, page-table walks and detector work. Past the budget each backend keeps the
+#: most relevant regions first and one note (containing `REGION_BUDGET_MARK`) says what was skipped.
+MAX_DETAILED_REGIONS = 50_000
+#: Environment variable that replaces the budget (a positive integer), for tests and for analysts
+#: who accept the cost of a larger one.
+REGION_BUDGET_ENV = "WMIFORENSICS_MAX_DETAILED_REGIONS"
+#: Every region budget note contains this (plugins that print only some notes look for it).
+REGION_BUDGET_MARK = "(MAX_DETAILED_REGIONS)"
+#: Largest value the environment variable may set: still a bound on cost.
+MAX_REGION_BUDGET = 10_000_000
+
+
+def detailed_region_budget(notes: Optional[List[str]] = None) -> int:
+    """The region budget: `MAX_DETAILED_REGIONS`, or `REGION_BUDGET_ENV` when it holds a number in
+    [1, MAX_REGION_BUDGET] (anything else is ignored with a note)."""
+    text = os.environ.get(REGION_BUDGET_ENV, "").strip()
+    if not text:
+        return MAX_DETAILED_REGIONS
+    if text.isdigit() and 1 <= int(text) <= MAX_REGION_BUDGET:
+        return int(text)
+    if notes is not None:
+        notes.append(
+            f"{REGION_BUDGET_ENV}={text[:40]!r} is not a number from 1 to {MAX_REGION_BUDGET:,}; "
+            f"the default region budget {MAX_DETAILED_REGIONS:,} is used"
+        )
+    return MAX_DETAILED_REGIONS
+
+
+def is_region_budget_note(note: str) -> bool:
+    return REGION_BUDGET_MARK in note
 
 
 class _Tally:
@@ -102,4 +137,14 @@ def normalise_modules(
     return kept
 
 
-__all__ = ["USER_LIMIT_32", "USER_LIMIT_64", "normalise_modules", "normalise_regions", "user_limit"]
+__all__ = [
+    "MAX_DETAILED_REGIONS",
+    "REGION_BUDGET_ENV",
+    "USER_LIMIT_32",
+    "USER_LIMIT_64",
+    "detailed_region_budget",
+    "is_region_budget_note",
+    "normalise_modules",
+    "normalise_regions",
+    "user_limit",
+]

@@ -11,6 +11,7 @@ process's parent.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
@@ -29,7 +30,14 @@ from ..engine.facts import (
 )
 from ..minidump import constants
 from . import vads
-from .bounds import USER_LIMIT_32, USER_LIMIT_64, normalise_modules, normalise_regions
+from .bounds import (
+    REGION_BUDGET_MARK,
+    USER_LIMIT_32,
+    USER_LIMIT_64,
+    detailed_region_budget,
+    normalise_modules,
+    normalise_regions,
+)
 from .handles import process_handles
 from .paging import PFN_MASK, PRESENT, PageTableWalker, SoftwarePteLayout, hardware_protection
 
@@ -233,7 +241,17 @@ def _vad_type(vad) -> int:
 def _regions(context, view, proc, walker, software, protect_values, notes):
     regions: List[RegionFact] = []
     changes: List[PageChange] = []
-    for vad in _vads(context, view, proc, notes):
+
+    def executable(vad: vads.Vad) -> bool:
+        index = vad.protection_index
+        return 0 <= index < len(protect_values) and constants.is_executable(protect_values[index])
+
+    kept, budget_note = vads.within_budget(
+        _vads(context, view, proc, notes), detailed_region_budget(notes), executable, REGION_BUDGET_MARK
+    )
+    if budget_note:
+        notes.append(budget_note)
+    for vad in kept:
         index = vad.protection_index
         allocation_protect = protect_values[index] if 0 <= index < len(protect_values) else 0
         if vad.vad_type == VAD_IMAGE_MAP:
@@ -268,26 +286,36 @@ def _vads(context, view, proc, notes) -> List[vads.Vad]:
         root = int(vad_root.Root) if vad_root.has_member("Root") else None
     if layout is not None and root is not None:
         return list(vads.walk(context.layers[view.layer_name], layout, root, notes))
-    found = []
+    return _vads_by_volatility(proc, notes)
+
+
+def _vads_by_volatility(proc, notes: List[str]) -> List[vads.Vad]:
+    """Volatility's traversal, bounded: it skips nodes it has seen but keeps them all, and refuses
+    trees deeper than 100 levels (RuntimeError); what was read before either stop is kept."""
+    nodes = []
     try:
-        for node in sorted(proc.get_vad_root().traverse(), key=lambda item: item.get_start()):
-            with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
-                found.append(
-                    vads.Vad(
-                        node.get_start(),
-                        node.get_end() + 1,
-                        int(node.Protection or 0),
-                        _flag(node, "VadType"),
-                        bool(_safe(node.get_private_memory, 0)),
-                        bool(_flag(node, "MemCommit")),
-                        _safe(lambda n=node: int(n.FirstPrototypePte), 0),
-                    )
+        for node in itertools.islice(proc.get_vad_root().traverse(), vads.MAX_VADS + 1):
+            nodes.append(node)
+    except (exceptions.InvalidAddressException, RuntimeError) as error:
+        notes.append(f"the VAD tree could not be walked completely ({error}); {len(nodes)} VADs were read")
+    if len(nodes) > vads.MAX_VADS:
+        notes.append(f"more than {vads.MAX_VADS} VADs: the rest are ignored")
+        del nodes[vads.MAX_VADS :]
+    found = []
+    for node in nodes:
+        with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
+            found.append(
+                vads.Vad(
+                    node.get_start(),
+                    node.get_end() + 1,
+                    int(node.Protection or 0),
+                    _flag(node, "VadType"),
+                    bool(_safe(node.get_private_memory, 0)),
+                    bool(_flag(node, "MemCommit")),
+                    _safe(lambda n=node: int(n.FirstPrototypePte), 0),
                 )
-            if len(found) >= vads.MAX_VADS:
-                notes.append(f"more than {vads.MAX_VADS} VADs: the rest are ignored")
-                break
-    except exceptions.InvalidAddressException as error:
-        notes.append(f"the VAD tree could not be walked ({error}); no region checks ran")
+            )
+    found.sort(key=lambda vad: vad.start)
     return found
 
 
@@ -366,63 +394,92 @@ def _image_changes(context, view, walker, vad, notes) -> List[PageChange]:
     return changes
 
 
+#: The PEB_LDR_DATA lists and the LDR_DATA_TABLE_ENTRY link each one runs through.
+LOADER_LISTS = (
+    ("InLoadOrderModuleList", "InLoadOrderLinks"),
+    ("InMemoryOrderModuleList", "InMemoryOrderLinks"),
+    ("InInitializationOrderModuleList", "InInitializationOrderLinks"),
+)
+#: Appended to a list's name when it is the 32-bit PEB's (a WOW64 process has both).
+PEB32_SUFFIX = " of the WOW64 PEB32"
+
+
 def _modules(
     proc, notes: List[str], damaged: Optional[Dict[str, str]] = None, wow64: bool = False
 ) -> List[ModuleFact]:
-    """The union of the three PEB loader lists; a list whose walk is cut is noted in ``damaged``.
+    """The union of the PEB loader lists; a list whose walk is cut is noted in ``damaged``.
 
-    (WOW64 processes interleave the 64- and 32-bit lists in Volatility's walk, so their cut
-    detection is skipped.)
+    Each list is walked on its own, from its own head: the native PEB's three and, for a WOW64
+    process, the 32-bit PEB32's three (Volatility's module walk chains the two PEBs' lists, so a
+    cut in the first would be hidden by the second).
     """
     by_base: Dict[int, Tuple[int, str, set]] = {}
-    heads = {} if wow64 else _loader_list_heads(proc)
-    for label, link_name, walk in (
-        ("InLoadOrderModuleList", "InLoadOrderLinks", proc.load_order_modules),
-        ("InMemoryOrderModuleList", "InMemoryOrderLinks", proc.mem_order_modules),
-        ("InInitializationOrderModuleList", "InInitializationOrderLinks", proc.init_order_modules),
-    ):
-        last, count = None, 0
-        try:
-            for index, entry in enumerate(walk()):
-                if index >= MAX_MODULES:
-                    notes.append(f"{label}: more than {MAX_MODULES} entries, the rest ignored")
-                    break
-                last, count = entry, index + 1
-                base = int(entry.DllBase)
-                path = (
-                    _unicode(entry.FullDllName)
-                    or _unicode(entry.BaseDllName)
-                    or f"<unnamed module at 0x{base:x}>"
-                )
-                size, known_path, sources = by_base.get(base, (int(entry.SizeOfImage), path, set()))
-                sources.add(label)
-                by_base[base] = (size, known_path, sources)
-            cut = _walk_cut(last, link_name, heads.get(label, set()), count)
-        except exceptions.InvalidAddressException as error:
-            cut = f"could not be walked completely ({error})"
-        if cut:
-            notes.append(f"{label} {cut}: modules past that point are unknown")
-            if damaged is not None:
-                damaged[label] = cut
-    if damaged is not None and len(damaged) == 3:
-        damaged["modules"] = "all three PEB loader lists are cut short"
+    cut_pebs: List[str] = []
+    for suffix, ldr, table in _loader_data(proc, notes, wow64):
+        cuts = 0
+        for label, link_name in LOADER_LISTS:
+            name = label + suffix
+            cut = _walk_loader_list(ldr, table, label, link_name, name, by_base, notes)
+            if cut:
+                cuts += 1
+                notes.append(f"{name} {cut}: modules past that point are unknown")
+                if damaged is not None:
+                    damaged[name] = cut
+        if cuts == len(LOADER_LISTS):
+            cut_pebs.append(f"all three loader lists{suffix}" if suffix else "all three PEB loader lists")
+    if damaged is not None and cut_pebs:
+        damaged["modules"] = " and ".join(cut_pebs) + " are cut short"
     return [
         ModuleFact(base, size, path, frozenset(sources)) for base, (size, path, sources) in by_base.items()
     ]
 
 
-def _loader_list_heads(proc) -> Dict[str, set]:
-    """Addresses of each loader list's head in the native PEB_LDR_DATA."""
-    heads: Dict[str, set] = {}
-    with contextlib.suppress(exceptions.InvalidAddressException, AttributeError):
-        ldr = proc.get_peb().Ldr.dereference()
-        for label in (
-            "InLoadOrderModuleList",
-            "InMemoryOrderModuleList",
-            "InInitializationOrderModuleList",
-        ):
-            heads.setdefault(label, set()).add(int(ldr.member(label).vol.offset))
-    return heads
+def _loader_data(proc, notes: List[str], wow64: bool) -> List[Tuple[str, object, str]]:
+    """(name suffix, PEB_LDR_DATA, symbol table of its entries) of the native PEB and, under WOW64,
+    of the PEB32 (whose 32-bit types Volatility loads from its own wow64 symbol table)."""
+    found: List[Tuple[str, object, str]] = []
+    with contextlib.suppress(exceptions.InvalidAddressException, AttributeError, ValueError):
+        found.append(("", proc.get_peb().Ldr.dereference(), proc.get_symbol_table_name()))
+    if not wow64:
+        return found
+    try:
+        peb32 = proc.get_peb32()
+        if peb32 is None:
+            raise ValueError("no WoW64Process")
+        table = proc.get_symbol_table_name()
+        if peb32.Ldr.vol.type_name.split(vol_constants.BANG)[-1] == "unsigned long":
+            table = proc.set_types(peb32)  # Ldr becomes a pointer to the 32-bit PEB_LDR_DATA
+        found.append((PEB32_SUFFIX, peb32.Ldr.dereference(), table))
+    except (exceptions.InvalidAddressException, exceptions.SymbolError, AttributeError, ValueError) as error:
+        notes.append(f"the WOW64 PEB32 could not be read ({error}); its loader lists were not walked")
+    return found
+
+
+def _walk_loader_list(
+    ldr, table: str, label: str, link_name: str, name: str, by_base: Dict, notes: List[str]
+) -> Optional[str]:
+    """Add one loader list's modules to ``by_base``; why its walk was cut, or None."""
+    last, count = None, 0
+    try:
+        head = ldr.member(label)
+        entries = head.to_list(f"{table}{vol_constants.BANG}_LDR_DATA_TABLE_ENTRY", link_name)
+        for index, entry in enumerate(entries or ()):
+            if index >= MAX_MODULES:
+                notes.append(f"{name}: more than {MAX_MODULES} entries, the rest ignored")
+                return None
+            last, count = entry, index + 1
+            try:
+                base = int(entry.DllBase)
+            except exceptions.InvalidAddressException:
+                continue  # as Volatility's walk: an entry without a readable base says nothing
+            path = _unicode(entry.FullDllName) or _unicode(entry.BaseDllName)
+            path = path or f"<unnamed module at 0x{base:x}>"
+            size, known_path, sources = by_base.get(base, (int(entry.SizeOfImage), path, set()))
+            sources.add(name)
+            by_base[base] = (size, known_path, sources)
+        return _walk_cut(last, link_name, {int(head.vol.offset)}, count)
+    except exceptions.InvalidAddressException as error:
+        return f"could not be walked completely ({error})"
 
 
 def _walk_cut(last, link_name: str, heads: set, count: int) -> Optional[str]:

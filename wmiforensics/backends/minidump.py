@@ -11,7 +11,14 @@ from ..engine.facts import HandleFact, ModuleFact, ProcessFacts, RegionFact, Thr
 from ..minidump import constants
 from ..minidump.reader import Minidump
 from ..minidump.tables import MemoryInfoTable, SegmentTable
-from .bounds import normalise_modules, normalise_regions, user_limit
+from .bounds import (
+    MAX_DETAILED_REGIONS,
+    REGION_BUDGET_MARK,
+    detailed_region_budget,
+    normalise_modules,
+    normalise_regions,
+    user_limit,
+)
 
 
 def captured_spans(dump: Minidump):
@@ -30,13 +37,10 @@ def captured_spans(dump: Minidump):
     return present
 
 
-#: Most MemoryInfoList entries of one process turned into region facts and examined in detail.
-#: Real process dumps hold a few thousand regions; the format allows a million (1 << 20 at 48
-#: bytes each is a 48 MB file), and each examined region costs Python objects and detector work.
-#: Past the budget, regions with captured bytes are kept first (they are the only ones whose
-#: bytes can be examined), then the rest in address order; one note says what was skipped.
-MAX_DETAILED_REGIONS = 50_000
-#: How that note begins (plugins that print only some notes look for it).
+#: The region budget (`bounds.MAX_DETAILED_REGIONS`) applied to MemoryInfoList entries: the format
+#: allows a million (1 << 20 at 48 bytes each is a 48 MB file). Past the budget, regions with
+#: captured bytes are kept first (they are the only ones whose bytes can be examined), then the
+#: rest in address order; one note, beginning with `REGION_BUDGET_NOTE`, says what was skipped.
 REGION_BUDGET_NOTE = "MemoryInfoList declares"
 
 
@@ -108,7 +112,7 @@ def regions_within_budget(
     executable = sum(n for protect, n in skipped_protects.items() if constants.is_executable(protect))
     note = (
         f"{REGION_BUDGET_NOTE} {count:,} regions, more than the {budget:,} examined in detail per process "
-        f"(MAX_DETAILED_REGIONS): {count - len(kept):,} regions were skipped, {executable:,} of them "
+        f"{REGION_BUDGET_MARK}: {count - len(kept):,} regions were skipped, {executable:,} of them "
         f"executable and {max(captured_count - budget, 0):,} with captured bytes (regions with captured "
         "bytes are kept first, then the lowest addresses); findings and scans cover only the regions kept"
     )
@@ -119,7 +123,9 @@ def facts_from_minidump(dump: Minidump) -> ProcessFacts:
     main = dump.main_module
     limit = user_limit(dump.address_bits)
     notes = []
-    positions, budget_note = regions_within_budget(dump.memory_info, dump.segments)
+    positions, budget_note = regions_within_budget(
+        dump.memory_info, dump.segments, detailed_region_budget(notes)
+    )
     if budget_note:
         notes.append(budget_note)
     facts = ProcessFacts(

@@ -10,11 +10,14 @@ own traversal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from volatility3.framework import exceptions
 from volatility3.framework.objects import templates
 
+#: Most VAD nodes one walk reads (a node is one small read): a bound on the walk itself, above the
+#: region budget (`bounds.MAX_DETAILED_REGIONS`) so that the most relevant VADs can be chosen from
+#: more than the first ones.
 MAX_VADS = 200_000
 POINTER_MASK = (1 << 64) - 1
 
@@ -154,3 +157,31 @@ def walk(kernel_layer, layout: VadLayout, root: int, notes: List[str]) -> Iterat
         stack.extend((right & POINTER_MASK, left & POINTER_MASK))
     found.sort(key=lambda item: item.start)
     return iter(found)
+
+
+def within_budget(
+    found: Sequence[Vad], budget: int, executable: Callable[[Vad], bool], budget_mark: str
+) -> Tuple[List[Vad], Optional[str]]:
+    """At most ``budget`` VADs, in address order, and past the budget a note saying what was skipped.
+
+    What the VAD itself says decides, never a page-table walk (that is the cost being bounded):
+    executable VADs first, committed ones (private with MemCommit, every section view) ahead of
+    reserved ones, then the lowest addresses.
+    """
+    if len(found) <= budget:
+        return list(found), None
+
+    def rank(position: int) -> Tuple[bool, bool, int]:
+        vad = found[position]
+        return not executable(vad), vad.private and not vad.mem_commit, position
+
+    ordered = sorted(range(len(found)), key=rank)
+    skipped = ordered[budget:]
+    skipped_executable = sum(1 for position in skipped if executable(found[position]))
+    note = (
+        f"the VAD tree holds {len(found):,} VADs, more than the {budget:,} examined in detail per "
+        f"process {budget_mark}: {len(skipped):,} VADs were skipped, {skipped_executable:,} of them "
+        "executable (executable VADs are kept first, committed ahead of reserved, then the lowest "
+        "addresses); findings and scans cover only the VADs kept"
+    )
+    return [found[position] for position in sorted(ordered[:budget])], note

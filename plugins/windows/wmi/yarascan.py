@@ -3,7 +3,7 @@
 from volatility3.framework import interfaces, renderers
 from volatility3.framework.configuration import requirements
 
-from wmiforensics.backends.minidump import REGION_BUDGET_NOTE
+from wmiforensics.backends.bounds import is_region_budget_note
 from wmiforensics.vol import common, dumps, grid, yarascan
 from wmiforensics.vol.plugin_base import WmiServiceInput, dump_requirement
 from wmiforensics.yarascan import RulePack, scan_process
@@ -53,7 +53,7 @@ class WmiYaraScan(WmiServiceInput, interfaces.plugins.PluginInterface):
         pack = self._rule_pack()
         for facts in self.process_facts():
             for note in facts.notes:
-                if note.startswith(REGION_BUDGET_NOTE):
+                if is_region_budget_note(note):
                     common.vollog.warning(common.escape_control(f"{facts.name} ({facts.pid}): {note}"))
             hits = scan_process(facts, pack, self._progress_callback)
             yield from yarascan.rows(hits, facts, self.dumper())
