@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 from . import format as fmt
-from .buffer import BufferHeader, parse_buffer_header
+from .buffer import BufferHeader, parse_buffer_header, walk_records
+from .clock import SessionClock, logfile_clock
+from .records import decode_record
 
 FILL = b"\xff"
 WINDOWS_10_VERSION = 0x0501000A  # the Version the real headers in shared/etl carry
@@ -90,6 +92,24 @@ def parse_logfile_header(record_data: bytes) -> Optional[LogfileInfo]:
         size, version, cpus, end, resolution, max_size, mode, written, pointer, lost, speed, boot, freq,
         start, reserved, buffers_lost, logger_name, log_file_name,
     )  # fmt: skip
+
+
+def header_clock(header_buffer_data: bytes) -> Optional[SessionClock]:
+    """The session clock a file's header buffer records (None when it holds no logfile header).
+
+    The header record's own timestamp is the clock value taken with ``StartTime``; ``ReservedFlags`` is
+    the clock type, ``PerfFreq`` the QPC frequency and ``CpuSpeedInMHz`` the cycle counter's.
+    """
+    walk = walk_records(header_buffer_data)
+    if not walk.records:
+        return None
+    record = decode_record(walk.records[0])
+    info = parse_logfile_header(record.user_data) if record.kind == "system" else None
+    if info is None or record.timestamp is None:
+        return None
+    return logfile_clock(
+        info.reserved_flags, info.start_time, record.timestamp, info.perf_freq, info.cpu_speed
+    )
 
 
 def _wide(data: bytes) -> Tuple[str, bytes]:
