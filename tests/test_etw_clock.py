@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from datetime import datetime, timedelta, timezone
 
@@ -123,3 +124,104 @@ def test_each_clock_type_converts():
     cycles, _ = SessionClock(3, START, 10, 2_000_000_000).convert(10 + 2_000_000_000 // 4)
     assert cycles == _filetime(START) + timedelta(milliseconds=250)
     assert SessionClock(1, START, 0, 10_000_000).convert(None) == (None, None)
+
+
+# --- in memory: the reference pair and frequency the logger context and KUSER_SHARED_DATA hold ----------
+
+
+def file_clock(name: str):
+    """(StartTime, header record timestamp, PerfFreq, EndTime) as etl-parser reads the file (see above)."""
+    from etl.etl import ChunkParser, EtlLogFile, build_from_stream
+
+    data = etl_path(name).read_bytes()
+    first = ChunkParser.parse(EtlLogFile.parse(data)[0].payload)[0].value
+    freq, start = struct.unpack_from("<qq", bytes(first.mof_data), 0x100)
+    end = build_from_stream(data).get_header().source.EndTime
+    return start, first.system_header.system_time, freq, end
+
+
+@pytest.mark.parametrize("build, scenario", [(14393, "clean"), (22000, "lab_tampered")])
+def test_image_events_show_the_planted_files_real_times(build, scenario, symbol_cache, tmp_path):
+    """Each planted event's Time is what its file's own header makes of its raw Timestamp."""
+    from fixtures.etw import EtwManifest
+    from fixtures.etw.buffers import DEFAULT_PLANTING
+    from fixtures.winimage import build_image
+    from tests.conftest import run_vol, vol_json
+
+    etl_path("AMSITrace.etl")
+    image = tmp_path / "image.raw"
+    manifest = EtwManifest.from_dict(build_image(build, out_path=image, etw=scenario, etw_buffers={}).etw)
+    session_file = {
+        record.address: DEFAULT_PLANTING[(record.silo, record.logger)][0] for record in manifest.buffers
+    }
+    clocks = {name: file_clock(name) for name in set(session_file.values())}
+    events = vol_json(image, "wmi.etwevents", symbols=symbol_cache)
+    assert events and {row["Buffer"] for row in events} <= set(session_file)
+    for row in events:
+        start, reference, freq, end = clocks[session_file[row["Buffer"]]]
+        expected = _filetime(start + (row["Timestamp"] - reference) * 10_000_000 // freq)
+        assert datetime.fromisoformat(row["Time"]) == expected
+        assert _filetime(start) <= expected <= _filetime(end)
+    amsi = [row for row in events if row["Event"] == "AmsiScript"]
+    assert amsi and all(row["Time"].startswith("2020-02-17T12:4") for row in amsi)
+    if build == 22000:
+        out = tmp_path / "out"
+        out.mkdir()
+        result = run_vol(image, "wmi.etwbuffers", "--dump", output_dir=out, symbols=symbol_cache)
+        assert result.returncode == 0, result.stderr
+        buffers = json.loads(result.stdout)
+        for row in buffers:  # the dumped file's header carries the logger's clock
+            start, reference, freq, _ = clocks[session_file[row["Address"]]]
+            with open(out / row["File"], "rb") as handle:
+                header = next(iter_file_buffers(handle))
+            assert header_clock(header.data) == SessionClock(1, start, reference, freq)
+        for row in buffers:
+            start, reference, freq, _ = clocks[session_file[row["Address"]]]
+            for raw, shown in (
+                (row["FirstTimestamp"], row["FirstTime"]),
+                (row["LastTimestamp"], row["LastTime"]),
+            ):
+                assert datetime.fromisoformat(shown) == _filetime(
+                    start + (raw - reference) * 10_000_000 // freq
+                )
+
+
+def _recover(memory):
+    from volatility3.framework import contexts
+
+    from fixtures.etw import load_kernel
+    from wmiforensics.etw.buffers import BufferRecovery
+    from wmiforensics.etw.reader import EtwReader
+
+    context = contexts.Context()
+    reader = EtwReader(context, load_kernel(context, 19041, memory, validate=False))
+    loggers = BufferRecovery(reader).loggers(reader.silos())
+    return reader, {item.logger.name: item for item in loggers if item.silo.label == "host"}
+
+
+def test_hostile_reference_values_in_memory_become_notes():
+    from fixtures.etw import build_etw_memory
+    from wmiforensics.etw.buffers import KUSER_SHARED_DATA
+    from wmiforensics.vol.etwbuffers import located_events
+
+    memory = build_etw_memory(19041, "clean", buffers={})
+    reader, _ = _recover(memory)
+    reference = reader.member_offset("_WMI_LOGGER_CONTEXT", "ReferenceTime")
+    application = memory.manifest.logger("EventLog-Application", "host")
+    system = memory.manifest.logger("EventLog-System", "host")
+    memory.write(application.address + reference, struct.pack("<qq", 2**63 - 1, -5))
+    memory.write(system.address + reference + 8, struct.pack("<q", 2**62))  # after every event
+    _, loggers = _recover(memory)
+    assert any("is not a time" in note for note in loggers["EventLog-Application"].notes)
+    for name in ("EventLog-Application", "EventLog-System"):
+        item = loggers[name]
+        assert item.buffers and all(b.first_time is None and b.last_time is None for b in item.buffers)
+        events = list(located_events(iter([item])))
+        assert events and all(event.time is None and event.time_note for event in events)
+    assert all(OUTSIDE in " ".join(b.notes) for b in loggers["EventLog-System"].buffers)
+
+    frequency = reader.member_offset("_KUSER_SHARED_DATA", "QpcFrequency")
+    memory.write(KUSER_SHARED_DATA + frequency, bytes(8))
+    _, loggers = _recover(memory)
+    assert any("QPC frequency 0 is unusable" in note for note in loggers["EventLog-System"].notes)
+    assert all(b.first_time is None and b.first_timestamp for b in loggers["EventLog-System"].buffers)

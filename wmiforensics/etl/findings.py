@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable, Iterator, List, Optional
 
 from ..engine.findings import Confidence, Finding, Severity
@@ -42,6 +43,9 @@ class Located:
     silo: str
     logger: str
     buffer_address: int
+    #: The record's timestamp as a UTC time, or why it is missing (the logger's clock cannot place it).
+    time: Optional[datetime] = None
+    time_note: Optional[str] = None
 
     @property
     def address(self) -> int:

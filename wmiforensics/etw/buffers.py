@@ -9,6 +9,11 @@ Paths (offsets from the ISF, members used only where the build has them):
   singly linked through ``_WMI_BUFFER_HEADER.SlistEntry`` (+0x20);
 - ``CurrentBuffer``: an ``_EX_FAST_REF`` (the low four bits are a reference count, masked off).
 
+Timestamps become UTC times with the logger's clock (`wmiforensics.etl.clock`): ``ClockType``, the
+``ReferenceTime`` pair (``_ETW_REF_CLOCK`` {StartTime, StartPerfClock}) and the counter's frequency,
+``KUSER_SHARED_DATA.QpcFrequency`` (0xFFFFF78000000000) for QPC and ``_KPRCB.MHz`` of processor 0
+(``KiProcessorBlock[0]``) for the cycle counter.
+
 Every walk is bounded (a seen set against loops, ``MAX_BUFFERS_PER_LOGGER``), every header is checked
 before its buffer is read (size against the logger's ``BufferSize`` and 16 MiB, offsets inside the
 buffer, state, type), and the records are walked within the bytes read.
@@ -18,17 +23,20 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from volatility3.framework import exceptions
 
 from ..etl import format as etl_format
 from ..etl.buffer import BufferHeader, check_buffer_header, parse_buffer_header, walk_records
+from ..etl.clock import CLOCK_CYCLES, CLOCK_QPC, OUTSIDE, SessionClock
 from .reader import EtwReader, Logger, SiloEtw
 
 MAX_BUFFERS_PER_LOGGER = 65_536
 FAST_REF_MASK = ~0xF
 QPC_CLOCKS = (1, 3)  # ClockType: 1 QPC, 2 system time, 3 CPU cycle counter
+KUSER_SHARED_DATA = 0xFFFF_F780_0000_0000
 
 
 @dataclass
@@ -44,6 +52,8 @@ class RecoveredBuffer:
     events: int = 0
     first_timestamp: Optional[int] = None
     last_timestamp: Optional[int] = None
+    first_time: Optional[datetime] = None
+    last_time: Optional[datetime] = None
 
     @property
     def valid(self) -> bool:
@@ -58,6 +68,7 @@ class LoggerBuffers:
     notes: List[str] = field(default_factory=list)
     start_perf_clock: int = 0
     reference_start_time: int = 0
+    clock: SessionClock = SessionClock(0, 0, 0, 0)
 
 
 class BufferRecovery:
@@ -83,9 +94,34 @@ class BufferRecovery:
                 found.setdefault(address, []).append(via)
         result = LoggerBuffers(silo, logger, [], notes)
         result.reference_start_time, result.start_perf_clock = self._reference_time(logger.address)
+        clock_type = logger.fields.get("ClockType")
+        clock_type = clock_type if isinstance(clock_type, int) else 0
+        result.clock = SessionClock(
+            clock_type, result.reference_start_time, result.start_perf_clock, self.frequency(clock_type)
+        )
         for address, via in found.items():
             result.buffers.append(self._buffer(silo, logger, address, via, result))
+        if result.buffers and result.clock.problem:  # a logger without buffers has no times to lose
+            notes.append(result.clock.problem)
         return result
+
+    def frequency(self, clock_type: int) -> int:
+        """Counts per second of the logger's clock, read where Windows keeps it (0 when unreadable)."""
+        reader = self.reader
+        if clock_type == CLOCK_QPC:
+            offset = member_offset(reader, "_KUSER_SHARED_DATA", "QpcFrequency")
+            return self._read_int(KUSER_SHARED_DATA + offset, 8) if offset is not None else 0
+        if clock_type == CLOCK_CYCLES and reader.has_symbol("KiProcessorBlock"):
+            prcb = reader.read_pointer(reader.symbol_address("KiProcessorBlock"))
+            offset = member_offset(reader, "_KPRCB", "MHz")
+            if prcb and offset is not None and reader.is_kernel_address(prcb):
+                return self._read_int(prcb + offset, 4) * 1_000_000
+        return 0
+
+    def _read_int(self, address: int, size: int) -> int:
+        with contextlib.suppress(exceptions.InvalidAddressException):
+            return int.from_bytes(self.reader.layer.read(address, size), "little", signed=size == 8)
+        return 0
 
     def _paths(self, context: int, notes: List[str]) -> Iterator[Tuple[str, List[int]]]:
         reader = self.reader
@@ -143,7 +179,8 @@ class BufferRecovery:
             return 0, 0
         with contextlib.suppress(exceptions.InvalidAddressException):
             raw = self.reader.layer.read(context + offset, 16)
-            return int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
+            # LARGE_INTEGERs: signed, so a hostile negative reference is refused by the clock
+            return tuple(int.from_bytes(raw[at : at + 8], "little", signed=True) for at in (0, 8))
         return 0, 0
 
     def _buffer(
@@ -196,6 +233,11 @@ class BufferRecovery:
         stamps = [stamp for stamp in (_timestamp(raw.data, raw.kind) for raw in walk.records) if stamp]
         if stamps:
             item.first_timestamp, item.last_timestamp = min(stamps), max(stamps)
+            converted = [owner.clock.to_filetime(stamp) for stamp in stamps]
+            if owner.clock.problem is None and None in converted:
+                item.notes.append(f"{converted.count(None)} {OUTSIDE}")
+            item.first_time = owner.clock.convert(item.first_timestamp)[0]
+            item.last_time = owner.clock.convert(item.last_timestamp)[0]
         header = item.header
         assert header is not None
         clock = item.logger.fields.get("ClockType")

@@ -4,6 +4,7 @@ logger contexts, the events decoded from them, and the findings those events sup
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Iterator, Optional
 
 from volatility3.framework.renderers import format_hints
@@ -33,6 +34,8 @@ BUFFER_COLUMNS = [
     ("Events", int),
     ("FirstTimestamp", int),
     ("LastTimestamp", int),
+    ("FirstTime", datetime),
+    ("LastTime", datetime),
     ("Valid", bool),
     ("Problems", str),
     ("Notes", str),
@@ -64,6 +67,9 @@ def dump_logger(item: LoggerBuffers, dumper: Dumper) -> Optional[str]:
         buffers=len(valid) + 1,  # BuffersWritten counts the header buffer too, as Windows' files do
         start_time=item.reference_start_time or int(fields.get("StartTime") or 0),
         clock_type=int(fields.get("ClockType") or 1),
+        # the logger's reference pair and frequency, so a reader of the file gets the same UTC times
+        perf_freq=item.clock.frequency if item.clock.frequency > 0 else HeaderFacts.perf_freq,
+        timestamp=max(item.start_perf_clock, 0),
         events_lost=int(fields.get("EventsLost") or 0),
     )
     silo = "host" if item.silo.label.startswith("host") else f"silo{item.silo.address or 0:x}"
@@ -95,6 +101,8 @@ def buffer_rows(loggers: Iterator[LoggerBuffers], dumper: Optional[Dumper]) -> I
                     buffer.events,
                     _int_or_na(buffer.first_timestamp),
                     _int_or_na(buffer.last_timestamp),
+                    buffer.first_time or MISSING,
+                    buffer.last_time or MISSING,
                     buffer.valid,
                     "; ".join(buffer.problems) or MISSING,
                     "; ".join(item.notes + buffer.notes) or MISSING,
@@ -105,7 +113,7 @@ def buffer_rows(loggers: Iterator[LoggerBuffers], dumper: Optional[Dumper]) -> I
             missing = MISSING
             logger_id = _int_or_na(fields.get("LoggerId"))
             zero = format_hints.Hex(0)
-            empty = (missing, missing, missing, missing, 0, zero, zero, 0, missing, missing)
+            empty = (missing, missing, missing, missing, 0, zero, zero, 0, missing, missing, missing, missing)
             note = "; ".join(item.notes)
             yield (
                 0,
@@ -130,6 +138,7 @@ EVENT_COLUMNS = [
     ("Offset", format_hints.Hex),
     ("Header", str),
     ("Timestamp", int),
+    ("Time", datetime),
     ("Provider", str),
     ("ProviderGuid", str),
     ("EventId", int),
@@ -151,7 +160,8 @@ def located_events(loggers: Iterator[LoggerBuffers]) -> Iterator[Located]:
                 continue
             for raw in walk_records(buffer.data).records:
                 event = etl_events.decode_event(decode_record(raw))
-                yield Located(event, buffer.silo, item.logger.name, buffer.address)
+                time, note = item.clock.convert(event.record.timestamp)
+                yield Located(event, buffer.silo, item.logger.name, buffer.address, time, note)
 
 
 def _json_value(value):
@@ -178,6 +188,7 @@ def event_rows(events: Iterator[Located]) -> Iterator[tuple]:
                 format_hints.Hex(record.offset),
                 record.kind,
                 _int_or_na(record.timestamp),
+                item.time or MISSING,
                 event.provider_name,
                 "{" + record.provider + "}" if record.provider else MISSING,
                 _int_or_na(record.event_id if record.event_id is not None else record.event_type),
@@ -188,7 +199,7 @@ def event_rows(events: Iterator[Located]) -> Iterator[tuple]:
                 event.decoder,
                 shown or MISSING,
                 json.dumps(_json_value(event.fields), ensure_ascii=True),
-                "; ".join(event.notes) or MISSING,
+                "; ".join(event.notes + ([item.time_note] if item.time_note else [])) or MISSING,
             ),
         )
 
