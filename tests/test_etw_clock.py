@@ -225,3 +225,19 @@ def test_hostile_reference_values_in_memory_become_notes():
     _, loggers = _recover(memory)
     assert any("QPC frequency 0 is unusable" in note for note in loggers["EventLog-System"].notes)
     assert all(b.first_time is None and b.first_timestamp for b in loggers["EventLog-System"].buffers)
+
+
+def test_findings_from_memory_events_carry_the_event_time():
+    """A finding's evidence says when its event happened (the activity buffer's session: AMSITrace.etl)."""
+    from fixtures.etw import build_etw_memory
+    from wmiforensics.etl.findings import event_findings
+    from wmiforensics.vol.etwbuffers import located_events
+
+    _, loggers = _recover(build_etw_memory(19041, "clean", buffers={}))
+    findings = list(event_findings(located_events(iter([loggers["EventLog-Application"]]))))
+    permanent = next(finding for finding in findings if finding.kind == "wmi_permanent_subscription")
+    stamp = next(line for line in permanent.evidence if line.startswith("timestamp "))
+    raw = int(stamp.split()[1])
+    start, reference, freq, _ = file_clock("AMSITrace.etl")
+    expected = _filetime(start + (raw - reference) * 10_000_000 // freq)
+    assert stamp.endswith(f"({expected.strftime('%Y-%m-%d %H:%M:%S.%f')} UTC)")

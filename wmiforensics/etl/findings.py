@@ -57,7 +57,7 @@ def _finding(item: Located, kind: str, severity: Severity, reason: str, evidence
     base = [
         f"logger {item.logger} ({item.silo})",
         f"buffer 0x{item.buffer_address:x} +0x{record.offset:x}",
-        f"timestamp {record.timestamp}",
+        f"timestamp {record.timestamp} ({_when(item)})",
         f"pid {record.process_id} tid {record.thread_id}",
     ]
     return Finding(
@@ -73,6 +73,13 @@ def _finding(item: Located, kind: str, severity: Severity, reason: str, evidence
         pid=record.process_id,
         process="kernel",
     )
+
+
+def _when(item: Located) -> str:
+    """The event's UTC time for a timeline, or why its logger's clock cannot place it."""
+    if item.time is not None:
+        return item.time.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    return item.time_note or "time unknown"
 
 
 def unusual_provider_path(path: str) -> Optional[str]:
