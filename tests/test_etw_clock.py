@@ -241,3 +241,28 @@ def test_findings_from_memory_events_carry_the_event_time():
     start, reference, freq, _ = file_clock("AMSITrace.etl")
     expected = _filetime(start + (raw - reference) * 10_000_000 // freq)
     assert stamp.endswith(f"({expected.strftime('%Y-%m-%d %H:%M:%S.%f')} UTC)")
+
+
+def test_cycle_counter_logger_uses_processor_zero_mhz():
+    """ClockType 3: the frequency is KiProcessorBlock[0]->MHz (here 2000 MHz) times 10^6."""
+    from fixtures.etw import build_etw_memory
+
+    memory = build_etw_memory(19041, "clean", buffers={})
+    reader, before = _recover(memory)
+    system = memory.manifest.logger("EventLog-System", "host")
+    memory.write(
+        system.address + reader.member_offset("_WMI_LOGGER_CONTEXT", "ClockType"), struct.pack("<I", 3)
+    )
+    prcb = 0xFFFF_F800_7000_0000
+    memory.write(reader.symbol_address("KiProcessorBlock"), struct.pack("<Q", prcb))
+    memory.write(prcb + reader.member_offset("_KPRCB", "MHz"), struct.pack("<I", 2000))
+    _, loggers = _recover(memory)
+    item = loggers["EventLog-System"]
+    assert item.clock.clock_type == 3 and item.clock.frequency == 2_000_000_000 and not item.notes
+    reference = before["EventLog-System"].clock
+    for buffer in item.buffers:
+        ticks = (
+            reference.start_time
+            + (buffer.first_timestamp - reference.start_clock) * 10_000_000 // 2_000_000_000
+        )
+        assert buffer.first_time == _filetime(ticks)
