@@ -230,11 +230,14 @@ def test_hostile_reference_values_in_memory_become_notes():
 def test_findings_from_memory_events_carry_the_event_time():
     """A finding's evidence says when its event happened (the activity buffer's session: AMSITrace.etl)."""
     from fixtures.etw import build_etw_memory
+    from fixtures.etw.buffers import WMI_ACTIVITY
     from wmiforensics.etl.findings import event_findings
     from wmiforensics.vol.etwbuffers import located_events
 
     _, loggers = _recover(build_etw_memory(19041, "clean", buffers={}))
-    findings = list(event_findings(located_events(iter([loggers["EventLog-Application"]]))))
+    events = located_events(iter([loggers["EventLog-Application"]]))
+    wmi = [item for item in events if item.event.record.provider == WMI_ACTIVITY]  # no YARA compile needed
+    findings = list(event_findings(wmi))
     permanent = next(finding for finding in findings if finding.kind == "wmi_permanent_subscription")
     stamp = next(line for line in permanent.evidence if line.startswith("timestamp "))
     raw = int(stamp.split()[1])
