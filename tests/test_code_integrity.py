@@ -159,6 +159,9 @@ def test_compiler_shapes_are_not_flips():
     flagged, branch, why, exit_address = _flip_in("4885D2 7506 48890A 33C0 C3 B857000780 C3")
     assert flagged is branch and flagged.text == "jne 0x100b" and exit_address == 0x100B
     assert "dereferences it (mov qword ptr [rdx], rcx)" in why
+    # A published pattern patch (85 C0 74 -> 85 C0 EB): the provider result's jz turned into jmp.
+    flagged, _, why, _ = _flip_in("FF5018 85C0 EB06 8B0F 33C0 EB05 B857000780 4883C428 C3")
+    assert flagged.text == "jmp 0x100d" and why.startswith("test eax, eax is followed by an unconditional")
 
 
 @pytest.mark.parametrize("arch", sorted(BUILDS))
