@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Iterator, List, Optional, Tuple
 
 from . import code, knowledge
-from .detectors import Context, _immediate, _region_columns, classify_patch
+from .detectors import Context, _immediate, _region_columns, classify_patch, watched_modules
 from .facts import ModuleFact, PageChange
 from .findings import Confidence, Finding, Severity
 from .integrity import AMSI_FUNCTIONS, E_INVALIDARG
@@ -48,15 +48,9 @@ def detect_flipped_branches(context: Context) -> Iterator[Finding]:
         (knowledge.ETW_FUNCTIONS, "etw_branch_patch", "ETW events from this process are dropped"),
     )
     for table, kind, consequence in families:
-        for module in context.facts.modules:
-            functions = table.get(module.name.lower())
-            if not functions:
-                continue
-            exports = context.exports_of(module, functions)
-            header = context.header_of(module, functions)
-            if header is None:
-                continue
-            arch = header.arch if header.arch in ("x86", "x64") else context.code_arch
+        for module, functions, exports, arch in watched_modules(context, table):
+            if arch is None:
+                continue  # detect_amsi_patches / detect_etw_patches note it
             for name in functions:
                 address = exports.get(name)
                 if address is None or address <= 0:
