@@ -100,6 +100,7 @@ FLIP_SCENARIOS = {
     "amsi_open_session_jmp": ("AmsiOpenSession", "is followed by an unconditional jmp", "jmp"),
     "amsi_open_session_xor": ("AmsiOpenSession", "is always taken", "xor"),
     "amsi_scan_buffer_jmp": ("AmsiScanBuffer", "is followed by an unconditional jmp", "jmp"),
+    "amsi_scan_string_jmp": ("AmsiScanString", "is followed by an unconditional jmp", "jmp"),
 }
 FLIPPED_REGISTER = {"x64": "rdx", "x86": "ecx"}
 
