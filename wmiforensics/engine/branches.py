@@ -95,6 +95,12 @@ def _check_function(
         finding.evidence.insert(2, f"branch at 0x{branch.address:x}: {branch.text}")
     if exit_code and exit_code[0].mnemonic == "mov" and exit_code[0].op_str.endswith(hex(E_INVALIDARG)):
         finding.evidence.append("the exit returns E_INVALIDARG (0x80070057): callers treat it as not scanned")
+    likely = _likely_compiled(culprit, arch)
+    if likely is not None:
+        finding.evidence.append(
+            f"as compiled this was most likely {likely.raw.hex(' ')} ({likely.text}): inferred from the "
+            "shape, not read"
+        )
     original = _original_instruction(context.facts.image_page_changes, culprit, arch)
     if original is not None:
         finding.evidence.append(
@@ -153,22 +159,35 @@ def _operands(item: code.Instruction) -> Tuple[str, str]:
     return first, second
 
 
-#: Instructions that read the flags: compilers do jump from a compare to one of these (``cmp; jmp
-#: L; ... L: setne al``), so a ``jmp`` landing on one did not discard the compare's result.
+#: Instructions that read the flags: compilers do jump from a compare to a block that uses them
+#: (``cmp; jmp L; ... L: setne al`` / ``cmovb``), so such a ``jmp`` did not discard the result.
 FLAG_READERS = ("set", "cmov", "adc", "sbb", "rcl", "rcr", "lahf", "pushf", "j")
 
 
 def _exit_block(read, address: int, arch: str) -> bool:
-    """True when the code at ``address`` returns within a few straight-line instructions and does
-    not first read the flags."""
-    for position, item in enumerate(code.disassemble(read(address, 64), address, arch, EXIT_INSTRUCTIONS)):
-        if position == 0 and item.mnemonic.startswith(FLAG_READERS):
+    """True when the code at ``address`` sets a constant return value and returns within a few
+    straight-line instructions without reading the flags (an exit, not a continuation: clang can
+    leave a dead compare before a jump to code that loads its result from memory)."""
+    constant = False
+    for item in code.disassemble(read(address, 64), address, arch, EXIT_INSTRUCTIONS):
+        if item.mnemonic.startswith(FLAG_READERS) and item.mnemonic != "jmp" or item.mnemonic in _STOP:
             return False
         if item.mnemonic in ("ret", "retn"):
-            return True
-        if item.mnemonic.startswith(("j", "call", "loop")) or item.mnemonic in _STOP:
+            return constant
+        if item.mnemonic.startswith(("j", "call", "loop")):
             return False
+        constant = constant or _sets_constant_result(item)
     return False
+
+
+def _sets_constant_result(item: code.Instruction) -> bool:
+    """``mov eax, imm`` / ``xor eax, eax`` / ``or eax, -1``: the function's return value is fixed."""
+    first, second = _operands(item)
+    if first not in ("eax", "rax"):
+        return False
+    if item.mnemonic in ("xor", "sub") and first == second:
+        return True
+    return item.mnemonic in ("mov", "or") and _immediate(second) is not None
 
 
 def _through_return(instructions: List[code.Instruction]) -> List[code.Instruction]:
@@ -206,6 +225,14 @@ def _same_register(first: str, second: str) -> bool:
     if first.startswith("r") and first[1:2].isdigit() or second.startswith("r") and second[1:2].isdigit():
         return first.rstrip("dwb") == second.rstrip("dwb")
     return len(first) >= 2 and first[-2:] == second[-2:]
+
+
+def _likely_compiled(item: code.Instruction, arch: str) -> Optional[code.Instruction]:
+    """The ``je rel8`` a flipped short ``jne``/``jmp`` replaced (same displacement, one byte changed)."""
+    if item.size != 2 or item.raw[0] not in (0x75, 0xEB):
+        return None
+    decoded = code.disassemble(b"\x74" + item.raw[1:], item.address, arch, 1)
+    return decoded[0] if decoded else None
 
 
 def _original_instruction(
