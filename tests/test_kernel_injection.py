@@ -140,3 +140,20 @@ def test_missing_symbols_name_the_pdb(case, tmp_path):
         f"Put {guid}-1.json.xz under DIR/windows/ntkrnlmp.pdb/ and run vol with -s DIR --offline"
         in result.stderr
     )
+
+
+def test_flipped_amsi_branch_names_the_original_byte_from_the_prototype_page(tmp_path, symbol_cache):
+    """On a full image the flipped je's page is a private copy: the finding quotes the image file's
+    je from the prototype page, and the page change itself starts at the flipped byte."""
+    model, planted = build_scenario("amsi_open_session_jne", arch="x64", build=19045)
+    (record,) = planted
+    image = tmp_path / "amsi-flip.raw"
+    build_image(19041, default_processes(19041, wmiprvse=model), image)
+    rows = vol_json(image, "wmi.injection", "--pid", str(model.process_id), symbols=symbol_cache)
+    flip = next(row for row in rows if row["Kind"] == "amsi_branch_patch")
+    assert (flip["Start"], flip["Severity"], flip["Confidence"]) == (record.start, "critical", "high")
+    assert "the image file's page holds 74 27 (je 0x" in flip["Evidence"]
+    assert "flagged instruction bytes: 75 27 (jne 0x" in flip["Evidence"]
+    modified = [row for row in rows if row["Kind"] == "image_page_modified"]
+    assert [row["Start"] for row in modified] == [record.start]
+    assert "original bytes: 74" in modified[0]["Evidence"]

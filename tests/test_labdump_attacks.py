@@ -313,6 +313,13 @@ def _check_record(dump: Dump, record: Planted) -> None:
             assert opening in (b"\x4c\x8b", b"\xb8" + opening[1:2])
         else:
             assert opening.startswith(expected[kind])
+    elif kind == "amsi_branch_patch":
+        # A branch inside the function, not its first bytes: the prologue is as compiled.
+        info = dump.info(record.start)
+        assert _value(info.Type) == MEM_IMAGE and _value(info.Protect) == PAGE_EXECUTE_READ
+        owner = [m.name for m in dump.modules if m.baseaddress <= record.start < m.baseaddress + m.size]
+        assert owner and owner[0].lower().endswith("\\amsi.dll")
+        assert dump.read(record.start, 1) in (b"\x75", b"\xeb", b"\x48", b"\x33")
     elif kind == "hook_engine":
         infos = [i for i in dump.infos_in(record.start, record.end) if _value(i.Protect) & EXECUTABLE]
         assert len(infos) == 50 and all(_value(i.Type) == MEM_PRIVATE for i in infos)

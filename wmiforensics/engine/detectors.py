@@ -495,21 +495,30 @@ def detect_etw_patches(context: Context) -> Iterator[Finding]:
     )
 
 
-def patched_functions(
-    context: Context, table: dict, kind: str, consequence: str, family: str
-) -> Iterator[Finding]:
-    """``kind`` findings for the functions of ``table`` (module -> names) cut short by a patch."""
-    facts = context.facts
-    for module in facts.modules:
+def watched_modules(
+    context: Context, table: dict
+) -> Iterator[Tuple[ModuleFact, Sequence[str], dict, Optional[str]]]:
+    """(module, its watched function names, their exports, code architecture) for each loaded module
+    ``table`` (module -> names) names; the architecture is None when the headers are not captured."""
+    for module in context.facts.modules:
         functions = table.get(module.name.lower())
         if not functions:
             continue
         exports = context.exports_of(module, functions)
         header = context.header_of(module, functions)
-        if header is None:
+        arch = None if header is None else header.arch if header.arch in ("x86", "x64") else context.code_arch
+        yield module, functions, exports, arch
+
+
+def patched_functions(
+    context: Context, table: dict, kind: str, consequence: str, family: str
+) -> Iterator[Finding]:
+    """``kind`` findings for the functions of ``table`` (module -> names) cut short by a patch."""
+    facts = context.facts
+    for module, functions, exports, arch in watched_modules(context, table):
+        if arch is None:
             facts.notes.append(f"{module.name}: headers not captured, {family} functions not checked")
             continue
-        arch = header.arch if header.arch in ("x86", "x64") else context.code_arch
         checked = 0
         for name in functions:
             address = exports.get(name)

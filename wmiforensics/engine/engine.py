@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from . import dotnet, hookengines, integrity, stacks
+from . import branches, dotnet, hookengines, integrity, stacks
 from .allowlist import AllowList
 from .detectors import DETECTORS, Context, Detector
 from .facts import ProcessFacts
@@ -19,6 +19,7 @@ ALL_DETECTORS: List[Detector] = [
     stacks.detect_sleep_chains,
     stacks.detect_spoofed_starts,
     integrity.detect_amsi_patches,
+    branches.detect_flipped_branches,
     integrity.detect_inline_hooks,
     integrity.detect_syscall_stubs,
     integrity.detect_iat_hooks,
