@@ -58,7 +58,7 @@ def main() -> int:
             "-p",
             str(REPO / "plugins"),
             "-s",
-            str(ISF),
+            f"{cache}/symbols;{ISF}",  # a private folder first: failed PDB downloads are written there
             "--offline",
             "--cache-path",
             cache,

@@ -59,7 +59,8 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as cache:
-        base = [vol_executable(), "-q", "-p", str(REPO / "plugins"), "-s", str(ISF), "--offline"]
+        symbol_path = f"{cache}/symbols;{ISF}"  # a private folder first: failed PDB downloads land there
+        base = [vol_executable(), "-q", "-p", str(REPO / "plugins"), "-s", symbol_path, "--offline"]
         base += ["--cache-path", cache, "-r", "json"]
         for index, count in enumerate(args.vads):
             image = args.workdir / f"vad-flood-{count}.raw"

@@ -60,7 +60,11 @@ def run_vol(
     options = ["-o", str(output_dir)] if output_dir is not None else []
     options += global_options or []
     if symbols is not None:
-        options += ["-s", str(ISF_DIR), "--offline", "--cache-path", str(symbols)]
+        # Volatility writes a failed PDB download into the first symbol folder (and deletes it
+        # again), so a private folder goes first and the shared ISFs are only ever read.
+        writable = Path(symbols) / "symbols"
+        writable.mkdir(parents=True, exist_ok=True)
+        options += ["-s", f"{writable};{ISF_DIR}", "--offline", "--cache-path", str(symbols)]
     command = [*vol_command(), "-q", "-p", str(REPO / "plugins"), "-f", str(dump), "-r", renderer, *options]
     command += [plugin, *args]
     env = dict(os.environ, PYTHONWARNINGS="ignore")

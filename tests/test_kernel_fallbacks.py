@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from fixtures.labdump.scenarios import build_scenario
 from fixtures.winimage import build_image, default_processes
@@ -27,7 +28,10 @@ main()
 
 
 def injection_rows(mode: str, image, cache) -> list:
-    command = [sys.executable, "-c", RUNNER, mode, "-q", "-p", str(REPO / "plugins"), "-s", str(ISF_DIR)]
+    writable = Path(cache) / "symbols"  # first on the path: failed PDB downloads are written there
+    writable.mkdir(parents=True, exist_ok=True)
+    symbol_path = f"{writable};{ISF_DIR}"
+    command = [sys.executable, "-c", RUNNER, mode, "-q", "-p", str(REPO / "plugins"), "-s", symbol_path]
     command += ["--offline", "--cache-path", str(cache), "-r", "json", "-f", str(image), "wmi.injection"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

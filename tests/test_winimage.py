@@ -78,7 +78,8 @@ class Image:
                 *vol_command(),
                 "-q",
                 "-s",
-                str(SHARED_ISF),
+                # a private folder first: Volatility writes failed PDB downloads into the first one
+                f"{self.cache / 'symbols'};{SHARED_ISF}",
                 "--offline",
                 "--cache-path",
                 str(self.cache),
